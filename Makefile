@@ -1,0 +1,64 @@
+# Everything runs from the project's own virtualenv (.venv), made by `make setup`.
+PY      ?= .venv/bin/python
+UV      ?= .venv/bin/uv
+BUF     ?= tools/node_modules/.bin/buf
+PB_OUT  := gateway/_pb
+
+.PHONY: setup setup-gateway proto proto-check lint typecheck test test-fast demo bench bench-engine clients clean
+
+## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
+setup: .venv/.installed tools/node_modules/.installed
+
+.venv/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	test -x $(UV) || .venv/bin/pip install --quiet "uv==0.13.9"
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+tools/node_modules/.installed: tools/package.json
+	cd tools && npm install --no-audit --no-fund --silent
+	touch $@
+
+## lock: re-resolve requirements.lock from pyproject.toml (hash-pinned).
+lock:
+	$(UV) pip compile pyproject.toml --extra engine --extra dev --generate-hashes \
+	    --python-version 3.11 -o requirements.lock
+
+## proto: regenerate the gateway's Python code from the contract.
+proto:
+	$(BUF) lint
+	rm -rf $(PB_OUT)/transcribe
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(PY) -m grpc_tools.protoc -I$(PB_OUT)=proto --python_out=. --grpc_python_out=. \
+	    --mypy_out=. --mypy_grpc_out=. proto/transcribe/v1/transcribe.proto
+	touch $(PB_OUT)/__init__.py $(PB_OUT)/transcribe/__init__.py $(PB_OUT)/transcribe/v1/__init__.py
+
+## proto-check: fail when the committed generated code differs from what the proto gives.
+proto-check:
+	$(BUF) lint
+	$(PY) tools/check_generated.py
+
+lint:
+	$(PY) -m ruff check gateway tests bench tools clients/python
+	$(PY) -m ruff format --check gateway tests bench tools clients/python
+	$(PY) -m mypy gateway tests
+
+## test: everything CI runs (lint, generated-code check, the whole test suite).
+test: setup proto-check lint
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+## demo: serve with the embedded engine and transcribe the bundled sample through the gateway.
+demo: setup
+	$(PY) -m gateway demo
+
+bench-engine: setup
+	$(PY) -m bench.engine
+
+bench: setup
+	$(PY) -m bench.relay
+
+clean:
+	rm -rf .venv tools/node_modules .mypy_cache .pytest_cache .ruff_cache
