@@ -60,5 +60,9 @@ bench-engine: setup
 bench: setup
 	$(PY) -m bench.relay
 
+## clients: regenerate every client's stubs from the proto (each client folder has generate.sh).
+clients:
+	for g in clients/*/generate.sh; do bash "$$g" || exit 1; done
+
 clean:
 	rm -rf .venv tools/node_modules .mypy_cache .pytest_cache .ruff_cache
