@@ -1,0 +1,328 @@
+"""The sample program: stream a file or an HTTP audio stream through the gateway, print transcripts.
+
+Every client language implements the same flags and output (see README.md):
+
+- a final, non-empty transcript is printed alone on its line;
+- with `--interim`, an interim transcript is printed as `~ ` followed by the text;
+- with `--json`, every response is printed instead, one proto3 JSON object per line;
+- a failure prints `error: <STATUS_NAME>: <message>` to stderr and exits with 1;
+- the first Ctrl+C ends the audio (half-close: the remaining results still print, exit 0),
+  a second one cancels the call and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import signal
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from transcribe_client import audio
+from transcribe_client._pb.transcribe.v1 import transcribe_pb2
+from transcribe_client.client import DEFAULT_ADDR, TranscribeError, transcribe
+
+__all__ = ["AudioPlan", "main", "parse_args", "plan_file", "render", "to_json"]
+
+#: Deepgram's encoding names, accepted by `--encoding`.
+ENCODINGS = (
+    "linear16",
+    "linear32",
+    "mulaw",
+    "alaw",
+    "flac",
+    "amr-nb",
+    "amr-wb",
+    "opus",
+    "ogg-opus",
+    "speex",
+    "g729",
+)
+DEFAULT_CHUNK_MS = 50
+INTERIM_PREFIX = "~ "
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class InputError(Exception):
+    """The audio input cannot be used; `status` is the status name printed for it."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPlan:
+    """What to send for an audio input and how fast.
+
+    `encoding` is a Deepgram encoding name, or None for containerised audio. `rate` is the
+    pacing rate in bytes per second (None: send as it arrives).
+    """
+
+    encoding: str | None
+    sample_rate: int
+    channels: int
+    rate: float | None
+    chunk_size: int
+    payload: bytes = field(default=b"", repr=False)
+
+
+def encoding_value(name: str | None) -> transcribe_pb2.AudioEncoding.ValueType:
+    """The `AudioEncoding` of a Deepgram encoding name (None: unspecified, containerised)."""
+    if name is None:
+        return transcribe_pb2.AUDIO_ENCODING_UNSPECIFIED
+    return transcribe_pb2.AudioEncoding.Value("AUDIO_ENCODING_" + name.upper().replace("-", "_"))
+
+
+def plan_file(data: bytes, *, encoding: str | None, sample_rate: int, chunk_ms: int) -> AudioPlan:
+    """Decides what to send for a file's bytes, given the `--encoding`/`--sample-rate` flags.
+
+    A file that starts with a RIFF/WAVE header of 16-bit PCM is sent as raw linear16 (the data
+    chunk only) with its sample rate and channels; any other WAV is sent whole as containerised
+    audio paced at its header's byte rate; other files are sent whole as containerised audio at
+    `audio.FALLBACK_BYTES_PER_SECOND`. An explicit `--encoding` sends the WAV data chunk (or the
+    whole non-WAV file) with that encoding. `--sample-rate` always overrides the header.
+    """
+    try:
+        wav: audio.WavInfo | None = audio.parse_wav(data)
+    except audio.WavError:
+        wav = None
+    channels = 0
+    if encoding is None and wav is not None and wav.is_linear16:
+        encoding = "linear16"
+    if encoding is not None:
+        if wav is not None:
+            payload = data[wav.data_offset : wav.data_offset + wav.data_size]
+            sample_rate = sample_rate or wav.sample_rate
+            channels = wav.channels
+        else:
+            payload = data
+        rate: float = (
+            audio.bytes_per_second(encoding, sample_rate, channels)
+            or (wav.byte_rate if wav is not None else 0)
+            or audio.FALLBACK_BYTES_PER_SECOND
+        )
+        frame = (audio.bytes_per_second(encoding, 1, channels) or 1) if sample_rate else 1
+    else:
+        payload = data
+        rate = (wav.byte_rate if wav is not None else 0) or audio.FALLBACK_BYTES_PER_SECOND
+        frame = 1
+    chunk_size = max(frame, int(rate * chunk_ms / 1000) // frame * frame)
+    return AudioPlan(encoding, sample_rate, channels, rate, chunk_size, payload)
+
+
+def plan_url(*, encoding: str | None, sample_rate: int) -> AudioPlan:
+    """What to send for an HTTP stream: its bytes as they arrive, paced if the rate is known."""
+    rate = audio.bytes_per_second(encoding, sample_rate) if encoding is not None else None
+    return AudioPlan(encoding, sample_rate, 0, rate, 0)
+
+
+def build_config(args: argparse.Namespace, plan: AudioPlan) -> transcribe_pb2.StreamingConfig:
+    """The session's `StreamingConfig` from the flags and the audio plan."""
+    config = transcribe_pb2.StreamingConfig(
+        model=args.model or "",
+        language=args.language or "",
+        encoding=encoding_value(plan.encoding),
+        sample_rate=plan.sample_rate,
+        channels=plan.channels if plan.channels > 1 else 0,
+    )
+    if args.interim:
+        config.interim_results = True
+    if args.smart_format:
+        config.smart_format = True
+    if args.diarize:
+        config.diarize = True
+    return config
+
+
+def to_json(message: Any) -> str:
+    """A message as one line of proto3 canonical JSON (lowerCamelCase names, defaults omitted).
+
+    Whole-number doubles are written without a fractional part (`11`, not `11.0`), as the Node,
+    Go and .NET serialisers write them, so every client prints the same text.
+    """
+    as_dict = json_format.MessageToDict(message)
+    return json.dumps(_whole_floats(as_dict), separators=(",", ":"), ensure_ascii=False)
+
+
+def render(
+    response: transcribe_pb2.StreamTranscribeResponse, *, interim: bool, as_json: bool
+) -> str | None:
+    """The output line for one response, or None when it prints nothing."""
+    if as_json:
+        return to_json(response)
+    if response.WhichOneof("response") != "result" or not response.result.alternatives:
+        return None
+    result = response.result
+    text = result.alternatives[0].transcript.strip()
+    if not text:
+        return None
+    if result.is_final:
+        return text
+    return INTERIM_PREFIX + text if interim else None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parses the sample program's flags (the same in every client language)."""
+    parser = argparse.ArgumentParser(
+        prog="transcribe-client",
+        description="Stream audio to the transcription gateway and print the transcripts.",
+    )
+    parser.add_argument("--addr", default=DEFAULT_ADDR, help="gateway HOST:PORT (%(default)s)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="audio file to stream (WAV, MP3, raw...)")
+    source.add_argument("--url", help="HTTP(S) audio stream to relay (e.g. an internet radio)")
+    parser.add_argument("--model", default="", help="model name, e.g. nova-3")
+    parser.add_argument("--language", default="", help="BCP-47 language tag, e.g. en-US")
+    parser.add_argument("--interim", action="store_true", help="also print interim results")
+    parser.add_argument("--smart-format", action="store_true", help="turn on smart_format")
+    parser.add_argument("--diarize", action="store_true", help="turn on diarization")
+    parser.add_argument("--token", help="client token, sent as 'authorization: Bearer TOKEN'")
+    parser.add_argument("--tls", action="store_true", help="use TLS (default trust roots)")
+    parser.add_argument("--ca-file", type=Path, help="PEM roots to trust for TLS (implies --tls)")
+    parser.add_argument("--fast", action="store_true", help="send as fast as possible, no pacing")
+    parser.add_argument("--json", action="store_true", help="print every response as JSON lines")
+    parser.add_argument(
+        "--encoding",
+        type=str.lower,
+        choices=ENCODINGS,
+        help="raw audio encoding (default: from a WAV header, else containerised)",
+    )
+    parser.add_argument(
+        "--sample-rate", type=_uint32, default=0, help="sample rate of raw audio, in Hz"
+    )
+    parser.add_argument(
+        "--chunk-ms",
+        type=_positive,
+        default=DEFAULT_CHUNK_MS,
+        help="milliseconds of audio per message (%(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the sample program; returns the process exit code."""
+    args = parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("error: CANCELLED: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+async def _run(args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    presses = 0
+
+    def on_interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            stop.set()  # end the audio: half-close, then print what is left
+        elif main_task is not None:
+            main_task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        return await _transcribe(args, stop)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    try:
+        plan, chunks = _open_input(args)
+        if plan.rate is not None and not args.fast:
+            chunks = audio.pace(chunks, plan.rate)
+        source = audio.until(stop, chunks)
+        first = await anext(source, None)  # fail on an unreachable URL before opening the call
+    except InputError as exc:
+        return _fail(exc.status, exc.message)
+    except (OSError, http.client.HTTPException) as exc:
+        return _fail(*_input_status(args, exc))
+    if first is None and stop.is_set():
+        return EXIT_OK
+    try:
+        async for response in transcribe(
+            args.addr,
+            _prepend(first, source),
+            build_config(args, plan),
+            token=args.token,
+            tls=args.tls,
+            ca_file=args.ca_file,
+        ):
+            line = render(response, interim=args.interim, as_json=args.json)
+            if line is not None:
+                print(line, flush=True)
+    except TranscribeError as exc:
+        return _fail(exc.status_name, exc.details)
+    except (OSError, http.client.HTTPException) as exc:
+        return _fail(*_input_status(args, exc))
+    return EXIT_OK
+
+
+def _open_input(
+    args: argparse.Namespace,
+) -> tuple[AudioPlan, AsyncIterable[bytes] | Iterable[bytes]]:
+    if args.url is not None:
+        plan = plan_url(encoding=args.encoding, sample_rate=args.sample_rate)
+        return plan, audio.http_chunks(args.url)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise InputError("INVALID_ARGUMENT", f"cannot read {args.file}: {exc.strerror}") from exc
+    plan = plan_file(
+        data, encoding=args.encoding, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms
+    )
+    return plan, audio.split_chunks(plan.payload, plan.chunk_size)
+
+
+def _input_status(args: argparse.Namespace, exc: BaseException) -> tuple[str, str]:
+    reason = getattr(exc, "reason", None) or exc
+    return "UNAVAILABLE", f"cannot read {args.url or args.file}: {reason}"
+
+
+def _fail(status: str, message: str) -> int:
+    print(f"error: {status}: {message}", file=sys.stderr, flush=True)
+    return EXIT_ERROR
+
+
+async def _prepend(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first is not None:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _whole_floats(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats(item) for item in value]
+    return value
+
+
+def _uint32(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 4294967295")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
