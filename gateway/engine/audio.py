@@ -1,0 +1,272 @@
+"""Incremental audio decoding to 16 kHz mono float32, one array per output channel.
+
+Raw sample formats (linear16, linear32, mulaw, alaw) are converted inline; containerised audio
+(WAV, MP3, Ogg/Opus, WebM, FLAC) is demuxed and decoded by PyAV (FFmpeg) in a worker thread that
+reads from an in-memory pipe as the bytes arrive. Both report decoded audio through a callback so
+the caller sees one interface; the container decoder calls it from its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Final, Protocol
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from gateway.engine.protocol import Encoding
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE: Final = 16_000
+Samples = npt.NDArray[np.float32]
+# Decoded audio for every output channel, equal lengths.
+AudioSink = Callable[[list[Samples]], None]
+ErrorSink = Callable[[Exception], None]
+
+# Small probes so the first transcript is not held back until FFmpeg has seen 5 MB.
+_PROBE_OPTIONS: Final = {"probesize": "8192", "analyzeduration": "0", "fpsprobesize": "0"}
+
+
+class AudioDecodeError(Exception):
+    """The bytes are not audio the engine can decode (Deepgram's DATA-0000)."""
+
+
+class AudioDecoder(Protocol):
+    def feed(self, data: bytes) -> None: ...
+    def drained(self, timeout: float) -> bool:
+        """Block until everything fed so far was decoded and delivered, or the timeout."""
+        ...
+
+    def finish(self, timeout: float) -> None:
+        """No more bytes: flush whatever is buffered and deliver it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _g711_table(alaw: bool) -> npt.NDArray[np.float32]:
+    codes = np.arange(256, dtype=np.int32)
+    if alaw:
+        a = codes ^ 0x55
+        exponent = (a >> 4) & 0x07
+        mantissa = a & 0x0F
+        magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1))
+        values = np.where(a & 0x80, magnitude, -magnitude)
+    else:
+        u = ~codes & 0xFF
+        exponent = (u >> 4) & 0x07
+        mantissa = u & 0x0F
+        magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+        values = np.where(u & 0x80, -magnitude, magnitude)
+    table = (values / 32768.0).astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
+_ULAW: Final = _g711_table(alaw=False)
+_ALAW: Final = _g711_table(alaw=True)
+_BYTES_PER_SAMPLE: Final = {
+    Encoding.LINEAR16: 2,
+    Encoding.LINEAR32: 4,
+    Encoding.MULAW: 1,
+    Encoding.ALAW: 1,
+}
+
+
+class _Resampler:
+    """Stateful conversion of one planar float stream to 16 kHz (FFmpeg's swresample)."""
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._resampler = (
+            None if rate == SAMPLE_RATE else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        )
+
+    def push(self, samples: Samples) -> Samples:
+        if self._resampler is None:
+            return samples
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        frame.sample_rate = self._rate
+        return _concat(f.to_ndarray()[0] for f in self._resampler.resample(frame))
+
+    def flush(self) -> Samples:
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        return _concat(f.to_ndarray()[0] for f in self._resampler.resample(None))
+
+
+def _concat(parts: object) -> Samples:
+    arrays = [np.asarray(p, dtype=np.float32) for p in parts]  # type: ignore[attr-defined]
+    if not arrays:
+        return np.zeros(0, np.float32)
+    return np.concatenate(arrays).astype(np.float32, copy=False)
+
+
+class RawDecoder:
+    """Headerless PCM/G.711 at any rate and channel count; split or downmixed per channel."""
+
+    def __init__(
+        self, encoding: Encoding, sample_rate: int, channels: int, *, split: bool, sink: AudioSink
+    ) -> None:
+        self._encoding = encoding
+        self._width = _BYTES_PER_SAMPLE[encoding]
+        self._channels = channels
+        self._split = split
+        self._sink = sink
+        self._pending = b""  # a frame cut between two websocket messages
+        outputs = channels if split else 1
+        self._resamplers = [_Resampler(sample_rate) for _ in range(outputs)]
+
+    def _convert(self, data: bytes) -> Samples:
+        if self._encoding is Encoding.LINEAR16:
+            return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+        if self._encoding is Encoding.LINEAR32:
+            return (np.frombuffer(data, "<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+        table = _ULAW if self._encoding is Encoding.MULAW else _ALAW
+        return table[np.frombuffer(data, np.uint8)]
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._pending + data
+        frame_bytes = self._width * self._channels
+        usable = len(buffer) - len(buffer) % frame_bytes
+        self._pending = buffer[usable:]
+        if usable == 0:
+            return
+        samples = self._convert(buffer[:usable]).reshape(-1, self._channels).T
+        planes = list(samples) if self._split else [samples.mean(axis=0, dtype=np.float32)]
+        out = [r.push(np.ascontiguousarray(p)) for r, p in zip(self._resamplers, planes, strict=True)]
+        self._sink(out)
+
+    def drained(self, timeout: float) -> bool:
+        return True
+
+    def finish(self, timeout: float) -> None:
+        tails = [r.flush() for r in self._resamplers]
+        if any(len(t) for t in tails):
+            length = max(len(t) for t in tails)
+            self._sink([np.pad(t, (0, length - len(t))) for t in tails])
+
+    def close(self) -> None:
+        self._pending = b""
+
+
+class _Pipe:
+    """A blocking file-like object PyAV reads from while the event loop writes to it."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._eof = False
+        self._cond = threading.Condition()
+        self._waiting = False  # the reader is blocked on an empty buffer
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            self._chunks.append(data)
+            self._cond.notify_all()
+
+    def close_write(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._cond:
+            while not self._chunks and not self._eof:
+                self._waiting = True
+                self._cond.notify_all()
+                self._cond.wait()
+            self._waiting = False
+            if not self._chunks:
+                return b""
+            data = b"".join(self._chunks)
+            if 0 <= size < len(data):
+                self._chunks = [data[size:]]
+                return data[:size]
+            self._chunks = []
+            return data
+
+    def wait_starved(self, timeout: float) -> bool:
+        """True once the reader has consumed everything and is waiting for more."""
+        with self._cond:
+            return self._cond.wait_for(lambda: (self._waiting and not self._chunks) or self._eof, timeout)
+
+
+class ContainerDecoder:
+    """Any container/codec FFmpeg knows, decoded as the bytes arrive."""
+
+    def __init__(self, *, split: bool, sink: AudioSink, on_error: ErrorSink) -> None:
+        self._split = split
+        self._sink = sink
+        self._on_error = on_error
+        self._pipe = _Pipe()
+        self._closed = threading.Event()
+        self._done = threading.Event()
+        self._channels = 1
+        self._thread = threading.Thread(target=self._run, name="engine-audio-demux", daemon=True)
+        self._thread.start()
+
+    @property
+    def channels(self) -> int:
+        """Channels found in the stream (known once the header was read)."""
+        return self._channels
+
+    def feed(self, data: bytes) -> None:
+        self._pipe.write(data)
+
+    def drained(self, timeout: float) -> bool:
+        return self._pipe.wait_starved(timeout) or self._done.is_set()
+
+    def finish(self, timeout: float) -> None:
+        self._pipe.close_write()
+        self._done.wait(timeout)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pipe.close_write()
+
+    def _run(self) -> None:
+        try:
+            self._decode()
+        except av.error.FFmpegError as exc:
+            if not self._closed.is_set():
+                self._on_error(AudioDecodeError(str(exc)))
+        except AudioDecodeError as exc:
+            if not self._closed.is_set():
+                self._on_error(exc)
+        except Exception as exc:  # a decoder thread must report, never die silently
+            logger.exception("audio decoder failed")
+            if not self._closed.is_set():
+                self._on_error(AudioDecodeError(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._done.set()
+
+    def _decode(self) -> None:
+        with av.open(self._pipe, mode="r", options=dict(_PROBE_OPTIONS)) as container:
+            if not container.streams.audio:
+                raise AudioDecodeError("no audio stream in the container")
+            stream = container.streams.audio[0]
+            resampler: av.AudioResampler | None = None
+            for packet in container.demux(stream):
+                if self._closed.is_set():
+                    return
+                for frame in packet.decode():
+                    if resampler is None:
+                        self._channels = frame.layout.nb_channels
+                        resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=SAMPLE_RATE)
+                    self._deliver(resampler.resample(frame))
+            if resampler is not None:
+                self._deliver(resampler.resample(None))
+
+    def _deliver(self, frames: list[av.AudioFrame]) -> None:
+        if not frames:
+            return
+        planes = np.concatenate([f.to_ndarray() for f in frames], axis=1).astype(np.float32)
+        if self._split:
+            self._sink([np.ascontiguousarray(p) for p in planes])
+        else:
+            self._sink([planes.mean(axis=0, dtype=np.float32)])

@@ -1,0 +1,23 @@
+"""Speech recognisers behind the engine, loaded by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.engine.recognizer.base import ChannelRecognizer, Recognizer, RecognizerSettings
+
+
+def load_recognizer(name: str, *, model_dir: Path | None, settings: RecognizerSettings) -> Recognizer:
+    """Load a backend (blocking: call it off the event loop)."""
+    if name == "whisper":
+        from gateway.engine.recognizer.whisper import WhisperRecognizer
+
+        return WhisperRecognizer(model_dir=model_dir, settings=settings)
+    if name == "pocketsphinx":
+        from gateway.engine.recognizer.pocketsphinx import PocketsphinxRecognizer
+
+        return PocketsphinxRecognizer(settings=settings)
+    raise ValueError(f"unknown recognizer {name!r}")
+
+
+__all__ = ["ChannelRecognizer", "Recognizer", "RecognizerSettings", "load_recognizer"]

