@@ -1,0 +1,166 @@
+"""Command line: ``gateway serve``, ``gateway engine serve``, ``gateway demo``.
+
+Every setting of :class:`gateway.config.Settings` is a flag (``--upstream-url``) and an
+environment variable (``GATEWAY_UPSTREAM_URL``); a flag wins. The Deepgram key is read from the
+environment only (``DEEPGRAM_API_KEY``), so it never shows in a process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway import __version__
+from gateway.config import Settings
+from gateway.errors import GatewayError
+
+_SECRET_FIELDS = frozenset({"deepgram_api_key"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="gRPC gateway for live speech-to-text.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve StreamTranscribe",
+        description="Serve StreamTranscribe. Relays to Deepgram when DEEPGRAM_API_KEY is set, to "
+        "--upstream-url when given, and otherwise to the embedded offline engine.",
+    )
+    _add_settings_flags(serve)
+    serve.set_defaults(run=_run_serve)
+
+    demo = commands.add_parser(
+        "demo", help="serve with the embedded engine and transcribe a sample through the gateway"
+    )
+    demo.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help="a 16-bit PCM WAV file (default: the bundled sample)",
+    )
+    demo.add_argument(
+        "--fast", action="store_true", help="send the audio as fast as possible, not in real time"
+    )
+    demo.set_defaults(run=_run_demo)
+
+    engine = commands.add_parser("engine", help="the embedded Deepgram-compatible engine")
+    engine_commands = engine.add_subparsers(required=True, metavar="COMMAND")
+    engine_serve = engine_commands.add_parser("serve", help="serve /v1/listen standalone")
+    try:
+        from gateway.engine.cli import add_engine_arguments
+    except ImportError as exc:
+        missing = f"the embedded engine is not installed ({exc}): install the `engine` extra"
+        engine_serve.set_defaults(run=lambda _args: _fail(missing))
+    else:
+        add_engine_arguments(engine_serve)
+        engine_serve.set_defaults(run=_run_engine)
+    return parser
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        if name in _SECRET_FIELDS:
+            continue
+        kind, choices = _flag_type(field.annotation)
+        env = f"GATEWAY_{name.upper()}"
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            choices=choices,
+            default=None,
+            help=f"{field.description} [env {env}; default {field.default}]",
+        )
+
+
+def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, list(typing.get_args(annotation))
+    return (annotation if annotation in (int, float, Path) else str), None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    given = {
+        name: value
+        for name, value in vars(args).items()
+        if name in Settings.model_fields and value is not None
+    }
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
+        raise AssertionError from exc  # unreachable
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    from gateway.server import GatewayServer
+
+    settings = _settings(args)
+
+    async def serve() -> None:
+        async with GatewayServer(settings) as server:
+            await server.wait_for_termination()
+
+    try:
+        asyncio.run(serve())
+    except GatewayError as exc:
+        _fail(str(exc))
+
+
+def _run_engine(args: argparse.Namespace) -> None:
+    from gateway.engine.cli import engine_config_from_args, run_engine
+
+    asyncio.run(run_engine(engine_config_from_args(args)))
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    from gateway.demo import run_demo
+
+    try:
+        asyncio.run(run_demo(args.file, fast=args.fast))
+    except GatewayError as exc:
+        _fail(str(exc))
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _fail(message: str) -> typing.NoReturn:
+    print(f"gateway: error: {message}", file=sys.stderr)
+    sys.exit(2)

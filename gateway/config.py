@@ -1,0 +1,125 @@
+"""The gateway's settings: flags and environment, validated once at start.
+
+pydantic-settings reads the environment (``GATEWAY_*``, plus ``DEEPGRAM_API_KEY``); the CLI
+passes the flags a user gave explicitly, which win. The Deepgram key is a ``SecretStr``, so it
+never shows in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.protocol.deepgram import DEEPGRAM_URL
+
+
+class Settings(BaseSettings):
+    """Everything ``gateway serve`` can be told. Frozen once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    # --- upstream
+    deepgram_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("deepgram_api_key", "DEEPGRAM_API_KEY", "GATEWAY_DEEPGRAM_API_KEY"),
+        description="Deepgram API key. Without it and without --upstream-url, the embedded engine answers.",
+    )
+    upstream_url: str | None = Field(
+        default=None,
+        description=f"Websocket URL of /v1/listen: {DEEPGRAM_URL} (the default with a key), a "
+        "regional host, or a self-hosted ws:// URL.",
+    )
+    # --- listener
+    listen: str = Field(
+        default="127.0.0.1:50051", description="gRPC listen address, HOST:PORT (port 0 picks one)."
+    )
+    ready_file: Path | None = Field(
+        default=None, description="Write the bound HOST:PORT to this file once serving."
+    )
+    # --- upstream behaviour
+    keepalive_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        lt=10,
+        description="Send KeepAlive upstream after this long without audio.",
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Upstream handshake timeout.")
+    retry_max_attempts: int = Field(
+        default=6, ge=1, description="Connection attempts per (re)connect, the first included."
+    )
+    retry_max_elapsed_s: float = Field(
+        default=30.0, gt=0, description="Give up (re)connecting after this long."
+    )
+    retry_initial_backoff_s: float = Field(default=0.2, ge=0, description="First backoff between attempts.")
+    retry_max_backoff_s: float = Field(default=5.0, ge=0, description="Longest backoff between attempts.")
+    stall_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Reconnect when the upstream answers nothing for this long while busy.",
+    )
+    replay_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Most uncommitted audio kept for replay, per session.",
+    )
+    backpressure_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a client may be held back by a full replay buffer before RESOURCE_EXHAUSTED.",
+    )
+    max_lead_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most seconds of raw audio a client may send ahead of real time (unset: no limit).",
+    )
+    # --- embedded engine, used when no upstream is configured
+    engine_recognizer: Literal["whisper", "pocketsphinx"] = Field(
+        default="whisper", description="Recogniser of the embedded engine."
+    )
+    engine_model_dir: Path | None = Field(
+        default=None, description="A CTranslate2 Whisper model directory for the embedded engine."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _check_upstream_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        if scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"expected a ws://, wss://, http:// or https:// URL with a host, got {value!r}")
+        # A base URL (as the SDKs take it) means the standard live endpoint.
+        path = parts.path if parts.path not in ("", "/") else "/v1/listen"
+        return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Settings:
+        if self.retry_max_backoff_s < self.retry_initial_backoff_s:
+            raise ValueError("retry_max_backoff_s must be at least retry_initial_backoff_s")
+        return self
+
+    @property
+    def relay_url(self) -> str | None:
+        """The upstream to relay to; None means: start the embedded engine."""
+        if self.upstream_url:
+            return self.upstream_url
+        return DEEPGRAM_URL if self.deepgram_api_key else None
+
+    @property
+    def api_key(self) -> str | None:
+        return self.deepgram_api_key.get_secret_value() if self.deepgram_api_key else None

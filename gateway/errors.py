@@ -1,0 +1,97 @@
+"""The gateway's exceptions. They carry facts; :mod:`gateway.protocol.outcome` decides what
+they mean for the client (gRPC status) and for the retry policy (retryable or not).
+
+::
+
+    GatewayError
+    ├── ClientError                 the client broke the stream rules (bad first message, config...)
+    │   └── ConfigError             an invalid StreamingConfig value (names the field)
+    ├── SessionError                the session must end with a given status (a limit, ...)
+    ├── UpstreamError               anything that ended an upstream connection
+    │   ├── UpstreamHandshakeError  the upgrade was refused with an HTTP status
+    │   ├── UpstreamClosedError     the websocket closed (code, reason)
+    │   ├── UpstreamConnectError    network error or timeout before the upgrade
+    │   └── UpstreamStalledError    the upstream stopped answering
+    └── RetriesExhaustedError       every retry of a retryable UpstreamError failed
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class GatewayError(Exception):
+    """Base class of every error the gateway raises on purpose."""
+
+
+class ClientError(GatewayError):
+    """The client broke the stream's rules."""
+
+
+class ConfigError(ClientError):
+    """A StreamingConfig field has an invalid value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"config.{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class SessionError(GatewayError):
+    """The session must end with status ``code``: a limit was hit, or nothing else can be done."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UpstreamError(GatewayError):
+    """An upstream connection failed or ended unexpectedly."""
+
+    request_id: str | None = None
+
+
+class UpstreamHandshakeError(UpstreamError):
+    """The upstream refused the websocket upgrade with an HTTP status."""
+
+    def __init__(self, status: int, body: str, request_id: str | None) -> None:
+        super().__init__(f"upstream refused the connection with HTTP {status}")
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+
+
+class UpstreamClosedError(UpstreamError):
+    """The upstream websocket closed before the session was done with it."""
+
+    def __init__(self, code: int | None, reason: str, request_id: str | None) -> None:
+        super().__init__(f"upstream closed the connection (code {code}): {reason}")
+        self.code = code
+        self.reason = reason
+        self.request_id = request_id
+
+
+class UpstreamConnectError(UpstreamError):
+    """The upstream could not be reached: DNS, TCP, TLS or handshake timeout."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"upstream unreachable: {detail}")
+        self.detail = detail
+
+
+class UpstreamStalledError(UpstreamError):
+    """The upstream accepted audio but sent nothing back for too long."""
+
+    def __init__(self, silent_for_s: float, request_id: str | None) -> None:
+        super().__init__(f"upstream sent nothing for {silent_for_s:.1f} s")
+        self.silent_for_s = silent_for_s
+        self.request_id = request_id
+
+
+class RetriesExhaustedError(GatewayError):
+    """Every allowed attempt to (re)connect failed; ``last`` is the final failure."""
+
+    def __init__(self, last: UpstreamError, attempts: int) -> None:
+        super().__init__(f"upstream failed after {attempts} attempts: {last}")
+        self.last = last
+        self.attempts = attempts

@@ -1,0 +1,49 @@
+"""How much audio a byte count is, for the encodings where that is exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+
+# Bytes per sample of the raw (headerless, uncompressed) encodings. For every other encoding,
+# compressed or containerised, a byte offset says nothing exact about time.
+_SAMPLE_WIDTH = {
+    pb.AUDIO_ENCODING_LINEAR16: 2,
+    pb.AUDIO_ENCODING_LINEAR32: 4,
+    pb.AUDIO_ENCODING_MULAW: 1,
+    pb.AUDIO_ENCODING_ALAW: 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RawFormat:
+    """A raw PCM-like format: interleaved frames of ``channels`` samples."""
+
+    sample_rate: int
+    channels: int
+    sample_width: int
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.sample_width
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.sample_rate * self.frame_bytes
+
+    def seconds(self, n_bytes: int) -> float:
+        return n_bytes / self.bytes_per_second
+
+    def byte_offset(self, seconds: float) -> int:
+        """The frame-aligned byte offset at or just before ``seconds``."""
+        frames = int(seconds * self.sample_rate + 1e-6)
+        return max(frames, 0) * self.frame_bytes
+
+
+def raw_format(config: pb.StreamingConfig) -> RawFormat | None:
+    """The raw format of a config's audio, or None when bytes do not map exactly to time."""
+    width = _SAMPLE_WIDTH.get(config.encoding)
+    if width is None:
+        return None
+    return RawFormat(config.sample_rate, config.channels or 1, width)

@@ -1,0 +1,95 @@
+"""The TranscribeService servicer: a thin adapter between a gRPC stream and a Session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+from gateway.errors import ConfigError, GatewayError, RetriesExhaustedError, UpstreamError
+from gateway.protocol import deepgram
+from gateway.protocol.outcome import classify, final_status
+from gateway.session import Session, SessionFailedError, SessionOptions
+
+ERROR_DOMAIN = "transcribe.gateway"
+
+
+class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
+    """Validates the first request, then hands the stream to a Session."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        self._options = options
+
+    async def StreamTranscribe(
+        self,
+        request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
+        context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
+    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before its config")
+        assert first is not None
+        kind = first.WhichOneof("request")
+        if kind != "config":
+            await self._abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the first request must carry config, got {kind or 'an empty request'}",
+            )
+        try:
+            deepgram.validate(first.config)
+        except ConfigError as exc:
+            await self._abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                str(exc),
+                _error_info("INVALID_CONFIG", field=exc.field),
+            )
+        session = Session(first.config, self._options)
+        try:
+            async for response in session.run(request_iterator):
+                yield response
+        except SessionFailedError as exc:
+            code, message = final_status(exc.cause)
+            details = [_error_info(_reason(exc.cause), session_id=session.id)]
+            if code == grpc.StatusCode.UNAVAILABLE:
+                details.append(exc.resume)
+            await self._abort(context, code, message, *details)
+
+    async def _abort(
+        self,
+        context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
+        code: grpc.StatusCode,
+        message: str,
+        *details: error_details_pb2.ErrorInfo | pb.ResumePoint,
+    ) -> None:
+        message = self._redact(message)
+        status = status_pb2.Status(code=code.value[0], message=message)
+        for detail in details:
+            packed = any_pb2.Any()
+            packed.Pack(detail)
+            status.details.append(packed)
+        await context.abort(code, message, rpc_status.to_status(status).trailing_metadata)
+
+    def _redact(self, text: str) -> str:
+        # The key never comes back in an upstream's answer, but a status must not leak it even then.
+        key = self._options.api_key
+        return text.replace(key, "[redacted]") if key else text
+
+
+def _reason(error: GatewayError) -> str:
+    """A stable, machine-readable reason for ErrorInfo."""
+    if isinstance(error, RetriesExhaustedError):
+        error = error.last
+    if isinstance(error, UpstreamError):
+        return "UPSTREAM_" + classify(error).reason.upper().replace(" ", "_")
+    return type(error).__name__.removesuffix("Error").upper() or "ERROR"
+
+
+def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
+    return error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)

@@ -1,0 +1,129 @@
+"""One websocket connection to a Deepgram-compatible ``/v1/listen`` endpoint.
+
+It turns websockets' exceptions into the gateway's (handshake status and body, close code and
+reason, network failure) and makes no decisions: the session and the retry policy do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from gateway import __version__
+from gateway.errors import UpstreamClosedError, UpstreamConnectError, UpstreamHandshakeError
+
+logger = logging.getLogger(__name__)
+
+_USER_AGENT = f"transcribe-gateway/{__version__}"
+_REQUEST_ID_HEADERS = ("dg-request-id", "x-dg-request-id")
+# How long closing waits for the upstream's close frame before dropping the TCP connection.
+_CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """Where and how to connect."""
+
+    url: str
+    api_key: str | None = field(default=None, repr=False)
+    connect_timeout_s: float = 10.0
+
+
+class UpstreamConnection:
+    """An open upstream websocket. Use ``async with await open_upstream(...)``."""
+
+    def __init__(self, websocket: ClientConnection, request_id: str) -> None:
+        self._ws = websocket
+        self.request_id = request_id
+
+    async def send_audio(self, data: bytes) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from exc
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from exc
+
+    async def recv(self) -> str | bytes:
+        """The next message; raises UpstreamClosedError when the connection ends, normally or not."""
+        try:
+            return await self._ws.recv()
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from exc
+
+    def _closed(self, exc: ConnectionClosed) -> UpstreamClosedError:
+        frame = exc.rcvd
+        if frame is None:
+            # No close frame from the upstream: the TCP connection dropped (1006).
+            return UpstreamClosedError(1006, "connection lost without a close frame", self.request_id)
+        return UpstreamClosedError(frame.code, frame.reason, self.request_id)
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without a closing handshake."""
+        self._ws.transport.abort()
+
+    async def __aenter__(self) -> UpstreamConnection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            # The client is gone: tell the upstream at once, don't wait for its answer.
+            self.abort()
+        else:
+            await self.close()
+
+
+async def open_upstream(target: UpstreamTarget) -> UpstreamConnection:
+    """Open one connection; raises UpstreamHandshakeError or UpstreamConnectError."""
+    headers = {"Authorization": f"Token {target.api_key}"} if target.api_key else {}
+    try:
+        websocket = await connect(
+            target.url,
+            additional_headers=headers,
+            user_agent_header=_USER_AGENT,
+            open_timeout=target.connect_timeout_s,
+            close_timeout=_CLOSE_TIMEOUT_S,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        request_id = _request_id(response.headers)
+        body = (response.body or b"").decode("utf-8", "replace")
+        raise UpstreamHandshakeError(response.status_code, body, request_id) from exc
+    except InvalidURI as exc:
+        raise UpstreamConnectError(f"invalid upstream URL: {exc}") from exc
+    except TimeoutError as exc:
+        raise UpstreamConnectError(f"handshake timed out after {target.connect_timeout_s:g} s") from exc
+    except (OSError, InvalidHandshake) as exc:
+        raise UpstreamConnectError(f"{type(exc).__name__}: {exc}") from exc
+    assert websocket.response is not None
+    return UpstreamConnection(websocket, _request_id(websocket.response.headers) or "")
+
+
+def _request_id(headers: object) -> str | None:
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    for name in _REQUEST_ID_HEADERS:
+        value = get(name)
+        if value:
+            return str(value)
+    return None

@@ -1,0 +1,90 @@
+"""Run the real gateway (grpc.aio on a loopback port) in front of a scripted stand-in."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+from gateway.config import Settings
+from gateway.server import GatewayServer
+from tests.support.standin import DeepgramStandIn
+
+TEST_KEY = "dg-test-key-0123456789abcdef"
+
+
+@dataclass
+class Running:
+    server: GatewayServer
+    stub: pb_grpc.TranscribeServiceStub
+    channel: grpc.aio.Channel
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(upstream_url: str, **settings: Any) -> AsyncIterator[Running]:
+    """A gateway on 127.0.0.1:<free port> relaying to ``upstream_url``, and a stub for it."""
+    options: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "upstream_url": upstream_url,
+        "deepgram_api_key": TEST_KEY,
+        "retry_initial_backoff_s": 0.01,
+        "retry_max_backoff_s": 0.05,
+    }
+    options.update(settings)
+    async with GatewayServer(Settings(**options)) as server:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            yield Running(server, pb_grpc.TranscribeServiceStub(channel), channel)
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[DeepgramStandIn]:
+    async with DeepgramStandIn() as server:
+        yield server
+
+
+def requests(config: pb.StreamingConfig, *items: bytes | pb.Control) -> list[pb.StreamTranscribeRequest]:
+    out = [pb.StreamTranscribeRequest(config=config)]
+    for item in items:
+        if isinstance(item, bytes):
+            out.append(pb.StreamTranscribeRequest(audio=item))
+        else:
+            out.append(pb.StreamTranscribeRequest(control=item))
+    return out
+
+
+def chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+async def collect(
+    stub: pb_grpc.TranscribeServiceStub, reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest]
+) -> list[pb.StreamTranscribeResponse]:
+    return [response async for response in stub.StreamTranscribe(reqs)]
+
+
+async def expect_error(
+    stub: pb_grpc.TranscribeServiceStub, reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest]
+) -> tuple[grpc.aio.AioRpcError, list[pb.StreamTranscribeResponse]]:
+    received: list[pb.StreamTranscribeResponse] = []
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for response in stub.StreamTranscribe(reqs):
+            received.append(response)
+    return info.value, received
+
+
+def words(responses: Iterable[pb.StreamTranscribeResponse], *, final_only: bool = True) -> list[pb.Word]:
+    return [
+        word
+        for r in responses
+        if r.WhichOneof("response") == "result" and (r.result.is_final or not final_only)
+        for word in r.result.alternatives[0].words
+    ]
+
+
+LINEAR16 = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)

@@ -1,0 +1,283 @@
+"""A scripted Deepgram ``/v1/listen`` stand-in: a real websocket server on loopback.
+
+It records what each connection receives (path, query, headers, every frame) and answers
+according to a per-connection :class:`Plan`: refuse the handshake with an HTTP status, send
+scripted messages, transcribe "counter audio", close with a code, drop the TCP connection, or
+stall.
+
+Counter audio makes transcripts checkable across reconnects: the client sends 16-bit PCM in
+blocks of ``block_bytes`` whose samples all hold the block's number; the stand-in answers each
+block with the word ``w<number>``, timed from the start of *its own* connection, as Deepgram
+does. A gap or a repeated word in what the gateway delivers is then visible and exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+import uuid
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+SAMPLE_RATE = 16_000
+BLOCK_SECONDS = 0.1
+BLOCK_BYTES = int(SAMPLE_RATE * BLOCK_SECONDS) * 2
+NET0001 = (
+    "Deepgram did not receive audio data or a text message within the timeout window. "
+    "See https://dpgr.am/net0001"
+)
+
+
+def counter_audio(first_block: int, blocks: int) -> bytes:
+    """``blocks`` blocks of counter audio numbered from ``first_block``."""
+    samples = BLOCK_BYTES // 2
+    return b"".join(struct.pack("<h", n) * samples for n in range(first_block, first_block + blocks))
+
+
+@dataclass
+class Plan:
+    """How the stand-in treats one connection."""
+
+    reject_status: int | None = None
+    reject_body: str = '{"err_code":"Bad Request","err_msg":"No such model/language/tier combination found."}'
+    # Messages sent as soon as the connection opens (e.g. recorded fixtures).
+    on_open: list[str] = field(default_factory=list)
+    # Messages sent, in order, after CloseStream and before Metadata.
+    on_close_stream: list[str] = field(default_factory=list)
+    # Answer counter audio with words.
+    transcribe: bool = True
+    # Final result every this many blocks (1 block = 0.1 s).
+    blocks_per_result: int = 5
+    # Fault injection, counted in binary frames received on this connection.
+    close_after_frames: int | None = None
+    close_code: int = 1011
+    close_reason: str = "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000"
+    drop_after_frames: int | None = None
+    stall_after_frames: int | None = None
+    # Close 1011 NET-0001 after this long without any frame.
+    idle_timeout_s: float | None = None
+
+
+@dataclass
+class Recorded:
+    """What one connection received."""
+
+    request_id: str
+    path: str = ""
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: Headers = field(default_factory=Headers)
+    frames: list[bytes | str] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int | None = None
+
+    @property
+    def audio(self) -> bytes:
+        return b"".join(f for f in self.frames if isinstance(f, bytes))
+
+    @property
+    def texts(self) -> list[dict[str, Any]]:
+        return [json.loads(f) for f in self.frames if isinstance(f, str)]
+
+
+class DeepgramStandIn:
+    """``async with DeepgramStandIn(plans) as standin:`` then point the gateway at ``standin.url``."""
+
+    def __init__(self, plans: list[Plan] | None = None, default: Plan | None = None) -> None:
+        self._plans = list(plans or [])
+        self._default = default or Plan()
+        self.connections: list[Recorded] = []
+        self.handshakes = 0
+        self._server: Server | None = None
+        self.connected = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/v1/listen"
+
+    def plan(self, index: int) -> Plan:
+        return self._plans[index] if index < len(self._plans) else self._default
+
+    async def __aenter__(self) -> DeepgramStandIn:
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            compression=None,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        index = self.handshakes
+        self.handshakes += 1
+        plan = self.plan(index)
+        request_id = str(uuid.uuid4())
+        parts = urlsplit(request.path)
+        record = Recorded(
+            request_id=request_id,
+            path=parts.path,
+            query=parse_qsl(parts.query, keep_blank_values=True),
+            headers=request.headers,
+        )
+        self.connections.append(record)
+        connection.standin_record = record  # type: ignore[attr-defined]
+        connection.standin_plan = plan  # type: ignore[attr-defined]
+        if plan.reject_status is not None:
+            response = connection.respond(plan.reject_status, plan.reject_body)
+            response.headers["dg-request-id"] = request_id
+            response.headers["dg-error"] = plan.reject_body
+            record.closed.set()
+            return response
+        return None
+
+    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
+        record: Recorded = connection.standin_record  # type: ignore[attr-defined]
+        response.headers["dg-request-id"] = record.request_id
+        return response
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        record: Recorded = ws.standin_record  # type: ignore[attr-defined]
+        plan: Plan = ws.standin_plan  # type: ignore[attr-defined]
+        self.connected.set()
+        try:
+            await _Conversation(ws, record, plan).run()
+        except ConnectionClosed:
+            pass
+        finally:
+            record.close_code = ws.close_code
+            record.closed.set()
+
+
+class _Conversation:
+    def __init__(self, ws: ServerConnection, record: Recorded, plan: Plan) -> None:
+        self.ws = ws
+        self.record = record
+        self.plan = plan
+        self.pending = bytearray()
+        self.block = 0  # blocks transcribed on this connection
+        self.unreported: list[tuple[int, int]] = []  # (block index on this connection, value)
+        self.audio_frames = 0
+        self.received_seconds = 0.0
+
+    async def run(self) -> None:
+        for message in self.plan.on_open:
+            await self.ws.send(message)
+        while True:
+            try:
+                frame = await asyncio.wait_for(self.ws.recv(), self.plan.idle_timeout_s)
+            except TimeoutError:
+                await self.ws.send(self._metadata())
+                await self.ws.close(1011, NET0001)
+                return
+            self.record.frames.append(frame)
+            if isinstance(frame, bytes):
+                self.audio_frames += 1
+                if await self._fault():
+                    return
+                self.received_seconds += len(frame) / (SAMPLE_RATE * 2)
+                if self.plan.transcribe:
+                    self.pending += frame
+                    await self._transcribe(finalize=False)
+                continue
+            kind = json.loads(frame).get("type")
+            if kind == "Finalize":
+                await self._transcribe(finalize=True)
+            elif kind == "CloseStream":
+                await self._transcribe(finalize=True, from_finalize=False)
+                for message in self.plan.on_close_stream:
+                    await self.ws.send(message)
+                await self.ws.send(self._metadata())
+                await self.ws.close(1000)
+                return
+
+    async def _fault(self) -> bool:
+        plan, n = self.plan, self.audio_frames
+        if plan.drop_after_frames is not None and n > plan.drop_after_frames:
+            self.ws.transport.abort()
+            return True
+        if plan.close_after_frames is not None and n > plan.close_after_frames:
+            await self.ws.close(plan.close_code, plan.close_reason)
+            return True
+        if plan.stall_after_frames is not None and n > plan.stall_after_frames:
+            # Keep the socket open and read nothing more: an upstream that hangs.
+            await asyncio.Event().wait()
+        return False
+
+    async def _transcribe(self, *, finalize: bool, from_finalize: bool = True) -> None:
+        while len(self.pending) >= BLOCK_BYTES:
+            (value,) = struct.unpack_from("<h", self.pending)
+            del self.pending[:BLOCK_BYTES]
+            self.unreported.append((self.block, value))
+            self.block += 1
+            if len(self.unreported) >= self.plan.blocks_per_result:
+                await self.ws.send(self._result(from_finalize=False))
+        if finalize and self.unreported:
+            await self.ws.send(self._result(from_finalize=from_finalize))
+
+    def _result(self, *, from_finalize: bool) -> str:
+        words = [
+            {
+                "word": f"w{value}",
+                "start": round(index * BLOCK_SECONDS, 6),
+                "end": round((index + 1) * BLOCK_SECONDS, 6),
+                "confidence": 0.99,
+                "punctuated_word": f"W{value}",
+            }
+            for index, value in self.unreported
+        ]
+        start = self.unreported[0][0] * BLOCK_SECONDS
+        self.unreported = []
+        return json.dumps({
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": round(words[-1]["end"] - start, 6),  # type: ignore[operator]
+            "start": round(start, 6),
+            "is_final": True,
+            "speech_final": True,
+            "from_finalize": from_finalize,
+            "channel": {
+                "alternatives": [
+                    {"transcript": " ".join(str(w["punctuated_word"]) for w in words), "confidence": 0.99, "words": words}
+                ]
+            },
+            "metadata": {
+                "request_id": self.record.request_id,
+                "model_info": {"name": "standin", "version": "1", "arch": "counter"},
+                "model_uuid": "00000000-0000-0000-0000-000000000000",
+            },
+        })
+
+    def _metadata(self) -> str:
+        return json.dumps({
+            "type": "Metadata",
+            "transaction_key": "deprecated",
+            "request_id": self.record.request_id,
+            "sha256": "incomplete",
+            "created": "2026-11-25T00:00:00.000Z",
+            "duration": round(self.received_seconds, 6),
+            "channels": 1,
+        })
+
+
+async def wait_closed(record: Recorded, timeout: float = 10.0) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(record.closed.wait(), timeout)
