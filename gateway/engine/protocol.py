@@ -409,7 +409,8 @@ def _confidence(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 6)
 
 
-_STRIP_CHARS: Final = "\"'.,!?;:()[]{}“”‘’¿¡…-"
+# Includes typographic quotes, which Whisper sometimes writes.
+_STRIP_CHARS: Final = "\"'.,!?;:()[]{}\u201c\u201d\u2018\u2019\u00bf\u00a1\u2026-"
 
 
 def plain_word(text: str) -> str:

@@ -92,6 +92,11 @@ class Segmenter:
         return min(self._cursor, self._audio_start) / RATE
 
     @property
+    def segment_id(self) -> int:
+        """Identifies the open window; it changes whenever a final closes one."""
+        return self._segment_id
+
+    @property
     def in_speech(self) -> bool:
         return self._in_speech
 

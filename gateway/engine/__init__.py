@@ -1,0 +1,7 @@
+"""The embedded offline engine: Deepgram's live ``/v1/listen`` on a local speech recogniser."""
+
+from __future__ import annotations
+
+from gateway.engine.config import EngineConfig
+
+__all__ = ["EngineConfig"]
