@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -261,9 +262,10 @@ class EngineServer:
         channel = self._recognizer.open_channel("en")
         try:
             # The first calls pay one-off set-up costs; do not count them.
-            for final in (True, False):
+            for warm_up in (True, False):
                 await self._pool.run(
-                    DecodePool.FINAL, lambda: channel.decode(audio, segment_id=0, final=final)
+                    DecodePool.FINAL,
+                    functools.partial(channel.decode, audio, segment_id=0, final=warm_up),
                 )
             start = time.perf_counter()
             await self._pool.run(DecodePool.INTERIM, lambda: channel.decode(audio, segment_id=1, final=False))
