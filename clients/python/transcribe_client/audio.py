@@ -57,9 +57,7 @@ class WavInfo:
     @property
     def is_linear16(self) -> bool:
         """The samples are 16-bit signed PCM, sendable as `AUDIO_ENCODING_LINEAR16`."""
-        return self.format_tag in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_EXTENSIBLE) and (
-            self.bits_per_sample == 16
-        )
+        return self.format_tag in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_EXTENSIBLE) and (self.bits_per_sample == 16)
 
     @property
     def duration_seconds(self) -> float:
@@ -147,9 +145,7 @@ async def pace(chunks: Iterable[bytes] | AsyncIterable[bytes], rate: float) -> A
         sent += len(chunk)
 
 
-async def until(
-    stop: asyncio.Event, chunks: Iterable[bytes] | AsyncIterable[bytes]
-) -> AsyncIterator[bytes]:
+async def until(stop: asyncio.Event, chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """Yields from `chunks` until they end or `stop` is set, whichever comes first.
 
     A pending read of `chunks` (a pacing sleep, a network read) is cancelled when `stop` is set,

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -153,9 +154,7 @@ def to_json(message: Any) -> str:
     return json.dumps(_whole_floats(as_dict), separators=(",", ":"), ensure_ascii=False)
 
 
-def render(
-    response: transcribe_pb2.StreamTranscribeResponse, *, interim: bool, as_json: bool
-) -> str | None:
+def render(response: transcribe_pb2.StreamTranscribeResponse, *, interim: bool, as_json: bool) -> str | None:
     """The output line for one response, or None when it prints nothing."""
     if as_json:
         return to_json(response)
@@ -196,9 +195,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=ENCODINGS,
         help="raw audio encoding (default: from a WAV header, else containerised)",
     )
-    parser.add_argument(
-        "--sample-rate", type=_uint32, default=0, help="sample rate of raw audio, in Hz"
-    )
+    parser.add_argument("--sample-rate", type=_uint32, default=0, help="sample rate of raw audio, in Hz")
     parser.add_argument(
         "--chunk-ms",
         type=_positive,
@@ -240,16 +237,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    label = args.url or str(args.file)
     try:
         plan, chunks = _open_input(args)
         if plan.rate is not None and not args.fast:
             chunks = audio.pace(chunks, plan.rate)
-        source = audio.until(stop, chunks)
+        source = _input_errors(audio.until(stop, chunks), label)
         first = await anext(source, None)  # fail on an unreachable URL before opening the call
     except InputError as exc:
         return _fail(exc.status, exc.message)
-    except (OSError, http.client.HTTPException) as exc:
-        return _fail(*_input_status(args, exc))
     if first is None and stop.is_set():
         return EXIT_OK
     try:
@@ -266,8 +262,11 @@ async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 print(line, flush=True)
     except TranscribeError as exc:
         return _fail(exc.status_name, exc.details)
-    except (OSError, http.client.HTTPException) as exc:
-        return _fail(*_input_status(args, exc))
+    except InputError as exc:
+        return _fail(exc.status, exc.message)
+    except BrokenPipeError:  # stdout was closed (e.g. `| head`): nobody reads any more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -281,15 +280,18 @@ def _open_input(
         data = args.file.read_bytes()
     except OSError as exc:
         raise InputError("INVALID_ARGUMENT", f"cannot read {args.file}: {exc.strerror}") from exc
-    plan = plan_file(
-        data, encoding=args.encoding, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms
-    )
+    plan = plan_file(data, encoding=args.encoding, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms)
     return plan, audio.split_chunks(plan.payload, plan.chunk_size)
 
 
-def _input_status(args: argparse.Namespace, exc: BaseException) -> tuple[str, str]:
-    reason = getattr(exc, "reason", None) or exc
-    return "UNAVAILABLE", f"cannot read {args.url or args.file}: {reason}"
+async def _input_errors(chunks: AsyncIterator[bytes], label: str) -> AsyncIterator[bytes]:
+    """Re-raises a failure to read the audio input as an `InputError` (UNAVAILABLE)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise InputError("UNAVAILABLE", f"cannot read {label}: {reason}") from exc
 
 
 def _fail(status: str, message: str) -> int:

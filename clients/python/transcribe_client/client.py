@@ -7,6 +7,7 @@ as it arrives. A call that ends with a non-OK status raises `TranscribeError`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
@@ -82,13 +83,18 @@ async def requests(
     config: transcribe_pb2.StreamingConfig,
     audio: AsyncIterable[bytes] | Iterable[bytes],
     failures: list[Exception] | None = None,
+    opened: asyncio.Event | None = None,
 ) -> AsyncIterator[transcribe_pb2.StreamTranscribeRequest]:
     """The request stream: `config`, then one `audio` request per non-empty chunk.
 
-    If `audio` raises and `failures` is given, the exception is appended to it and the stream
-    ends normally (a half-close), so the results for the audio already sent still arrive.
+    With `opened`, the audio waits until that event is set (by the caller, on the first
+    response). If `audio` raises and `failures` is given, the exception is appended to it and
+    the stream ends normally (a half-close), so the results for the audio already sent still
+    arrive.
     """
     yield transcribe_pb2.StreamTranscribeRequest(config=config)
+    if opened is not None:
+        await opened.wait()
     try:
         if isinstance(audio, AsyncIterable):
             async for chunk in audio:
@@ -123,8 +129,14 @@ async def transcribe(
     `summary` follow. If `audio` raises, the stream is half-closed there too, and its exception
     is raised once the gateway has sent the results for the audio it got.
 
-    The channel is closed when the generator ends; wrap it in `contextlib.aclosing` if you may
-    stop iterating early. Raises `TranscribeError` when the call ends with a non-OK status.
+    The audio waits for the first response (`session_started`): a config the gateway rejects
+    then ends the call before any audio is written. (grpc.aio reports a write that races with
+    the end of the call as `INTERNAL: Internal error from Core` instead of the server's status,
+    grpc/grpc#36066; waiting avoids that race for every error raised before the session opens.)
+
+    `deadline` is the call's gRPC timeout in seconds. The channel is closed when the generator
+    ends; wrap it in `contextlib.aclosing` if you may stop iterating early. Raises
+    `TranscribeError` when the call ends with a non-OK status.
     """
     config = config if config is not None else transcribe_pb2.StreamingConfig()
     if tls or ca_file is not None:
@@ -134,17 +146,20 @@ async def transcribe(
     async with channel:
         stub = transcribe_pb2_grpc.TranscribeServiceStub(channel)
         failures: list[Exception] = []
+        opened = asyncio.Event()
         call = stub.StreamTranscribe(
-            requests(config, audio, failures),
+            requests(config, audio, failures, opened),
             metadata=call_metadata(token, metadata),
             timeout=deadline,
         )
         try:
             async for response in call:
+                opened.set()
                 yield response
         except grpc.aio.AioRpcError as exc:
             raise _error(exc.code(), exc.details(), exc.trailing_metadata()) from exc
         finally:
+            opened.set()
             call.cancel()  # a no-op once the call has ended
         if failures:
             raise failures[0]
@@ -162,9 +177,9 @@ def transcribe_sync(
     deadline: float | None = None,
     channel_options: Sequence[tuple[str, Any]] = (),
 ) -> Iterator[transcribe_pb2.StreamTranscribeResponse]:
-    """The blocking twin of `transcribe`: gRPC sends `audio` from its own thread.
+    """The blocking twin of `transcribe`: gRPC sends `audio` from its own thread, at once.
 
-    Close the generator (or use `contextlib.closing`) if you may stop iterating early.
+    `deadline` is the call's gRPC timeout in seconds. Close the generator (or use `contextlib.closing`) if you may stop iterating early.
     Raises `TranscribeError`, or what `audio` raised (after the results for the audio sent).
     """
     config = config if config is not None else transcribe_pb2.StreamingConfig()

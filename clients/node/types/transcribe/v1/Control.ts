@@ -1,0 +1,16 @@
+// Original file: ../../proto/transcribe/v1/transcribe.proto
+
+import type { Finalize as _transcribe_v1_Finalize, Finalize__Output as _transcribe_v1_Finalize__Output } from '../../transcribe/v1/Finalize';
+import type { KeepAlive as _transcribe_v1_KeepAlive, KeepAlive__Output as _transcribe_v1_KeepAlive__Output } from '../../transcribe/v1/KeepAlive';
+
+export interface Control {
+  'finalize'?: (_transcribe_v1_Finalize | null);
+  'keep_alive'?: (_transcribe_v1_KeepAlive | null);
+  'command'?: "finalize"|"keep_alive";
+}
+
+export interface Control__Output {
+  'finalize'?: (_transcribe_v1_Finalize__Output | null);
+  'keep_alive'?: (_transcribe_v1_KeepAlive__Output | null);
+  'command'?: "finalize"|"keep_alive";
+}

@@ -1,0 +1,12 @@
+// Original file: ../../proto/transcribe/v1/transcribe.proto
+
+
+export interface Finalize {
+  'channel'?: (number);
+  '_channel'?: "channel";
+}
+
+export interface Finalize__Output {
+  'channel'?: (number);
+  '_channel'?: "channel";
+}
