@@ -95,3 +95,7 @@ class RetriesExhaustedError(GatewayError):
         super().__init__(f"upstream failed after {attempts} attempts: {last}")
         self.last = last
         self.attempts = attempts
+
+
+class ClientCancelledError(GatewayError):
+    """The client cancelled the call; the upstream is dropped without a flush."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncio
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -11,12 +13,19 @@ from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
-from gateway.errors import ConfigError, GatewayError, RetriesExhaustedError, UpstreamError
+from gateway.errors import (
+    ClientCancelledError,
+    ConfigError,
+    GatewayError,
+    RetriesExhaustedError,
+    UpstreamError,
+)
 from gateway.protocol import deepgram
 from gateway.protocol.outcome import classify, final_status
 from gateway.session import Session, SessionFailedError, SessionOptions
 
 ERROR_DOMAIN = "transcribe.gateway"
+_HALF_CLOSE_SETTLE_S = 0.01
 
 
 class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
@@ -52,7 +61,7 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             )
         session = Session(first.config, self._options)
         try:
-            async for response in session.run(request_iterator):
+            async for response in session.run(_until_cancelled(request_iterator, context)):
                 yield response
         except SessionFailedError as exc:
             code, message = final_status(exc.cause)
@@ -80,6 +89,22 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         # The key never comes back in an upstream's answer, but a status must not leak it even then.
         key = self._options.api_key
         return text.replace(key, "[redacted]") if key else text
+
+
+async def _until_cancelled(
+    requests: AsyncIterator[pb.StreamTranscribeRequest],
+    context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
+) -> AsyncIterator[pb.StreamTranscribeRequest]:
+    """The client's requests, where a cancelled call does not pass for a half-close.
+
+    gRPC ends the request iterator the same way for both, and may report the cancellation a
+    moment later; a short settle keeps a cancel from flushing the upstream politely.
+    """
+    async for request in requests:
+        yield request
+    await asyncio.sleep(_HALF_CLOSE_SETTLE_S)
+    if context.cancelled():
+        raise ClientCancelledError("the client cancelled the call")
 
 
 def _reason(error: GatewayError) -> str:

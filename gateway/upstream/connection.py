@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from gateway import __version__
@@ -118,12 +119,10 @@ async def open_upstream(target: UpstreamTarget) -> UpstreamConnection:
     return UpstreamConnection(websocket, _request_id(websocket.response.headers) or "")
 
 
-def _request_id(headers: object) -> str | None:
-    get = getattr(headers, "get", None)
-    if get is None:
-        return None
+def _request_id(headers: Headers) -> str | None:
     for name in _REQUEST_ID_HEADERS:
-        value = get(name)
-        if value:
-            return str(value)
+        # A broken proxy may repeat a header; the first value is the upstream's.
+        values = headers.get_all(name)
+        if values:
+            return values[0]
     return None

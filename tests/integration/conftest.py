@@ -63,13 +63,15 @@ def chunks(data: bytes, size: int) -> list[bytes]:
 
 
 async def collect(
-    stub: pb_grpc.TranscribeServiceStub, reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest]
+    stub: pb_grpc.TranscribeServiceStub,
+    reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest],
 ) -> list[pb.StreamTranscribeResponse]:
     return [response async for response in stub.StreamTranscribe(reqs)]
 
 
 async def expect_error(
-    stub: pb_grpc.TranscribeServiceStub, reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest]
+    stub: pb_grpc.TranscribeServiceStub,
+    reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest],
 ) -> tuple[grpc.aio.AioRpcError, list[pb.StreamTranscribeResponse]]:
     received: list[pb.StreamTranscribeResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:

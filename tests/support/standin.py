@@ -60,7 +60,9 @@ class Plan:
     # Fault injection, counted in binary frames received on this connection.
     close_after_frames: int | None = None
     close_code: int = 1011
-    close_reason: str = "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000"
+    close_reason: str = (
+        "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000"
+    )
     drop_after_frames: int | None = None
     stall_after_frames: int | None = None
     # Close 1011 NET-0001 after this long without any frame.
@@ -149,9 +151,12 @@ class DeepgramStandIn:
             return response
         return None
 
-    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response:
         record: Recorded = connection.standin_record  # type: ignore[attr-defined]
-        response.headers["dg-request-id"] = record.request_id
+        if "dg-request-id" not in response.headers:
+            response.headers["dg-request-id"] = record.request_id
         return response
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -246,36 +251,44 @@ class _Conversation:
         ]
         start = self.unreported[0][0] * BLOCK_SECONDS
         self.unreported = []
-        return json.dumps({
-            "type": "Results",
-            "channel_index": [0, 1],
-            "duration": round(words[-1]["end"] - start, 6),  # type: ignore[operator]
-            "start": round(start, 6),
-            "is_final": True,
-            "speech_final": True,
-            "from_finalize": from_finalize,
-            "channel": {
-                "alternatives": [
-                    {"transcript": " ".join(str(w["punctuated_word"]) for w in words), "confidence": 0.99, "words": words}
-                ]
-            },
-            "metadata": {
-                "request_id": self.record.request_id,
-                "model_info": {"name": "standin", "version": "1", "arch": "counter"},
-                "model_uuid": "00000000-0000-0000-0000-000000000000",
-            },
-        })
+        return json.dumps(
+            {
+                "type": "Results",
+                "channel_index": [0, 1],
+                "duration": round(words[-1]["end"] - start, 6),  # type: ignore[operator]
+                "start": round(start, 6),
+                "is_final": True,
+                "speech_final": True,
+                "from_finalize": from_finalize,
+                "channel": {
+                    "alternatives": [
+                        {
+                            "transcript": " ".join(str(w["punctuated_word"]) for w in words),
+                            "confidence": 0.99,
+                            "words": words,
+                        }
+                    ]
+                },
+                "metadata": {
+                    "request_id": self.record.request_id,
+                    "model_info": {"name": "standin", "version": "1", "arch": "counter"},
+                    "model_uuid": "00000000-0000-0000-0000-000000000000",
+                },
+            }
+        )
 
     def _metadata(self) -> str:
-        return json.dumps({
-            "type": "Metadata",
-            "transaction_key": "deprecated",
-            "request_id": self.record.request_id,
-            "sha256": "incomplete",
-            "created": "2026-11-25T00:00:00.000Z",
-            "duration": round(self.received_seconds, 6),
-            "channels": 1,
-        })
+        return json.dumps(
+            {
+                "type": "Metadata",
+                "transaction_key": "deprecated",
+                "request_id": self.record.request_id,
+                "sha256": "incomplete",
+                "created": "2026-11-25T00:00:00.000Z",
+                "duration": round(self.received_seconds, 6),
+                "channels": 1,
+            }
+        )
 
 
 async def wait_closed(record: Recorded, timeout: float = 10.0) -> None:

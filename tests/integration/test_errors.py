@@ -1,0 +1,141 @@
+"""Errors that need no retry end the stream at once with the right status and a usable message."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from tests.conftest import TIMING
+from tests.integration.conftest import LINEAR16, TEST_KEY, expect_error, requests, running_gateway
+from tests.support.standin import DeepgramStandIn, Plan, counter_audio, wait_closed
+
+S = grpc.StatusCode
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    raise AssertionError("no ErrorInfo in the status details")
+
+
+async def test_first_message_must_be_config(standin: DeepgramStandIn) -> None:
+    async with running_gateway(standin.url) as gw:
+        error, received = await expect_error(gw.stub, [pb.StreamTranscribeRequest(audio=b"\0\0")])
+    assert error.code() == S.INVALID_ARGUMENT
+    assert error.details() == "the first request must carry config, got audio"
+    assert received == []
+    assert standin.handshakes == 0
+
+
+async def test_empty_stream_is_rejected(standin: DeepgramStandIn) -> None:
+    async with running_gateway(standin.url) as gw:
+        error, _ = await expect_error(gw.stub, [])
+    assert error.code() == S.INVALID_ARGUMENT
+    assert "ended before its config" in (error.details() or "")
+
+
+async def test_second_config_is_rejected_and_upstream_closed(standin: DeepgramStandIn) -> None:
+    async with running_gateway(standin.url) as gw:
+        error, received = await expect_error(
+            gw.stub, [*requests(LINEAR16, counter_audio(0, 1)), pb.StreamTranscribeRequest(config=LINEAR16)]
+        )
+    assert error.code() == S.INVALID_ARGUMENT
+    assert "config may only be sent once" in (error.details() or "")
+    await wait_closed(standin.connections[0])
+    assert standin.connections[0].closed.is_set()
+
+
+async def test_invalid_option_is_rejected_before_any_upstream_connection(standin: DeepgramStandIn) -> None:
+    config = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=500_000)
+    async with running_gateway(standin.url) as gw:
+        error, _ = await expect_error(gw.stub, requests(config))
+    assert error.code() == S.INVALID_ARGUMENT
+    assert error.details() == "config.sample_rate: 500000 Hz is above the 192000 Hz maximum"
+    info = error_info(error)
+    assert (info.reason, info.metadata["field"]) == ("INVALID_CONFIG", "sample_rate")
+    assert standin.handshakes == 0
+
+
+async def test_upstream_400_is_invalid_argument_with_deepgrams_message() -> None:
+    body = '{"err_code":"Bad Request","err_msg":"No such model/language/tier combination found.","request_id":"r"}'
+    async with DeepgramStandIn([Plan(reject_status=400, reject_body=body)]) as standin:
+        async with running_gateway(standin.url) as gw:
+            error, received = await expect_error(gw.stub, requests(pb.StreamingConfig(model="nova-99")))
+    assert error.code() == S.INVALID_ARGUMENT
+    details = error.details() or ""
+    assert "No such model/language/tier combination found." in details
+    assert standin.connections[0].request_id in details
+    assert standin.handshakes == 1
+    assert received == []
+    assert error_info(error).reason == "UPSTREAM_HTTP_400"
+
+
+async def test_upstream_rejecting_the_key_is_failed_precondition_without_the_key() -> None:
+    for status in (401, 403):
+        body = f'{{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials: {TEST_KEY}"}}'
+        async with DeepgramStandIn([Plan(reject_status=status, reject_body=body)]) as standin:
+            async with running_gateway(standin.url) as gw:
+                error, _ = await expect_error(gw.stub, requests(LINEAR16))
+        assert error.code() == S.FAILED_PRECONDITION
+        details = error.details() or ""
+        assert "credentials" in details
+        assert TEST_KEY not in details
+        assert TEST_KEY not in str(error.trailing_metadata())
+        assert standin.handshakes == 1, "a rejected key is not retried"
+
+
+async def test_undecodable_audio_is_invalid_argument() -> None:
+    plan = Plan(
+        close_after_frames=0,
+        close_code=1008,
+        close_reason="DATA-0000: the payload cannot be decoded as audio",
+    )
+    async with DeepgramStandIn([plan]) as standin:
+        async with running_gateway(standin.url) as gw:
+            error, received = await expect_error(gw.stub, requests(pb.StreamingConfig(), b"not audio at all"))
+    assert error.code() == S.INVALID_ARGUMENT
+    assert "DATA-0000" in (error.details() or "")
+    assert standin.handshakes == 1, "bad audio is not retried"
+    assert received[0].WhichOneof("response") == "session_started"
+
+
+async def test_client_cancel_closes_the_upstream_at_once(standin: DeepgramStandIn) -> None:
+    """Cancelling the RPC drops the upstream connection right away, without waiting for results."""
+    gate = asyncio.Event()
+
+    async def endless() -> AsyncIterator[pb.StreamTranscribeRequest]:
+        yield pb.StreamTranscribeRequest(config=LINEAR16)
+        yield pb.StreamTranscribeRequest(audio=counter_audio(0, 1))
+        await gate.wait()
+
+    async with running_gateway(standin.url) as gw:
+        call = gw.stub.StreamTranscribe(endless())
+        first = await call.read()
+        assert first.WhichOneof("response") == "session_started"
+        await asyncio.wait_for(standin.connected.wait(), 5 * TIMING)
+        cancelled_at = time.monotonic()
+        call.cancel()
+        await wait_closed(standin.connections[0], 5 * TIMING)
+        elapsed = time.monotonic() - cancelled_at
+        assert standin.connections[0].closed.is_set()
+        assert elapsed < 2 * TIMING
+        assert {"type": "CloseStream"} not in standin.connections[0].texts
+        assert await call.code() == S.CANCELLED
+        gate.set()
+
+
+async def test_control_without_command_is_rejected(standin: DeepgramStandIn) -> None:
+    async with running_gateway(standin.url) as gw:
+        error, _ = await expect_error(gw.stub, requests(LINEAR16, pb.Control()))
+    assert error.code() == S.INVALID_ARGUMENT
+    assert "control request has no command" in (error.details() or "")
