@@ -4,10 +4,13 @@ UV      ?= .venv/bin/uv
 BUF     ?= tools/node_modules/.bin/buf
 PB_OUT  := gateway/_pb
 
-.PHONY: setup setup-gateway proto proto-check lint typecheck test test-fast demo bench bench-engine clients clean
+.PHONY: setup tools lock proto proto-check lint test test-fast demo bench bench-engine clients clean
 
 ## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
-setup: .venv/.installed tools/node_modules/.installed
+setup: .venv/.installed
+
+## tools: buf (proto lint and breaking-change checks), from npm.
+tools: tools/node_modules/.installed
 
 .venv/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -26,7 +29,7 @@ lock:
 	    --python-version 3.11 -o requirements.lock
 
 ## proto: regenerate the gateway's Python code from the contract.
-proto:
+proto: setup tools
 	$(BUF) lint
 	rm -rf $(PB_OUT)/transcribe
 	PATH=$(CURDIR)/.venv/bin:$$PATH $(PY) -m grpc_tools.protoc -I$(PB_OUT)=proto --python_out=. --grpc_python_out=. \
@@ -34,11 +37,11 @@ proto:
 	touch $(PB_OUT)/__init__.py $(PB_OUT)/transcribe/__init__.py $(PB_OUT)/transcribe/v1/__init__.py
 
 ## proto-check: fail when the committed generated code differs from what the proto gives.
-proto-check:
+proto-check: setup tools
 	$(BUF) lint
 	$(PY) tools/check_generated.py
 
-lint:
+lint: setup
 	$(PY) -m ruff check gateway tests bench tools clients/python
 	$(PY) -m ruff format --check gateway tests bench tools clients/python
 	$(PY) -m mypy gateway tests

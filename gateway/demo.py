@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.server import GatewayServer
 
-SAMPLE = Path(__file__).parent / "samples" / "demo.wav"
+SAMPLE = Path(__file__).parent / "samples" / "hello.wav"
 _CHUNK_S = 0.05
 
 

@@ -75,8 +75,7 @@ async def expect_error(
 ) -> tuple[grpc.aio.AioRpcError, list[pb.StreamTranscribeResponse]]:
     received: list[pb.StreamTranscribeResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for response in stub.StreamTranscribe(reqs):
-            received.append(response)
+        received.extend([response async for response in stub.StreamTranscribe(reqs)])
     return info.value, received
 
 

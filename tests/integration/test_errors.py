@@ -19,7 +19,7 @@ S = grpc.StatusCode
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -46,7 +46,7 @@ async def test_empty_stream_is_rejected(standin: DeepgramStandIn) -> None:
 
 async def test_second_config_is_rejected_and_upstream_closed(standin: DeepgramStandIn) -> None:
     async with running_gateway(standin.url) as gw:
-        error, received = await expect_error(
+        error, _ = await expect_error(
             gw.stub, [*requests(LINEAR16, counter_audio(0, 1)), pb.StreamTranscribeRequest(config=LINEAR16)]
         )
     assert error.code() == S.INVALID_ARGUMENT
@@ -67,7 +67,10 @@ async def test_invalid_option_is_rejected_before_any_upstream_connection(standin
 
 
 async def test_upstream_400_is_invalid_argument_with_deepgrams_message() -> None:
-    body = '{"err_code":"Bad Request","err_msg":"No such model/language/tier combination found.","request_id":"r"}'
+    body = (
+        '{"err_code":"Bad Request","err_msg":"No such model/language/tier combination found.",'
+        '"request_id":"r"}'
+    )
     async with DeepgramStandIn([Plan(reject_status=400, reject_body=body)]) as standin:
         async with running_gateway(standin.url) as gw:
             error, received = await expect_error(gw.stub, requests(pb.StreamingConfig(model="nova-99")))

@@ -291,6 +291,6 @@ class _Conversation:
         )
 
 
-async def wait_closed(record: Recorded, timeout: float = 10.0) -> None:
+async def wait_closed(record: Recorded, limit_s: float = 10.0) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(record.closed.wait(), timeout)
+        await asyncio.wait_for(record.closed.wait(), limit_s)
