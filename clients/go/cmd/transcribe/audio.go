@@ -40,7 +40,11 @@ func (s *audioSource) read(buf []byte) (int, error) {
 	if s.live {
 		return s.Reader.Read(buf)
 	}
-	return io.ReadFull(s.Reader, buf)
+	n, err := io.ReadFull(s.Reader, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil // the last chunk is a short one; the next read says io.EOF
+	}
+	return n, err
 }
 
 // openAudio opens --file or --url and decides what to send, as every language's client does.
@@ -155,8 +159,8 @@ func inputError(code codes.Code, label string, err error) error {
 type transcribeStream = grpc.BidiStreamingClient[transcribev1.StreamTranscribeRequest, transcribev1.StreamTranscribeResponse]
 
 // sendAudio sends the config, then the audio in chunks (at real-time pace if paced), then
-// half-closes. It also half-closes, cleanly, when ctx ends while the call is still on (Ctrl+C).
-// It returns only a failure of the audio source: failures of the call come from Recv.
+// half-closes. It also half-closes, cleanly, when ctx ends (Ctrl+C), and when the audio source
+// fails, which it then returns. Failures of the call itself come from Recv.
 func sendAudio(ctx context.Context, stream transcribeStream, cfg *transcribev1.StreamingConfig, src *audioSource, pace bool) error {
 	send := func(req *transcribev1.StreamTranscribeRequest) bool {
 		return stream.Send(req) == nil // on failure Recv reports the call's status
@@ -181,7 +185,7 @@ func sendAudio(ctx context.Context, stream transcribeStream, cfg *transcribev1.S
 			}
 			sent += n
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -189,6 +193,7 @@ func sendAudio(ctx context.Context, stream transcribeStream, cfg *transcribev1.S
 			if src.live {
 				code = codes.Unavailable
 			}
+			_ = stream.CloseSend() // the results of the audio sent so far still come
 			return inputError(code, src.label, err)
 		}
 		if pace && !sleep(ctx, time.Until(start.Add(time.Duration(sent)*time.Second/time.Duration(src.byteRate)))) {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"unicode"
 
 	"google.golang.org/grpc"
@@ -99,29 +98,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var sender sync.WaitGroup
-	defer sender.Wait()
-	defer cancel(nil) // runs first: stops the sender if the call ends before the audio does
-	sender.Add(1)
-	go func() {
-		defer sender.Done()
-		if err := sendAudio(audioCtx, stream, newConfig(opts, src), src, !opts.fast); err != nil {
-			cancel(err)
-		}
-	}()
+	// The sender's result: nil, or a failure of the audio source after which it half-closed.
+	sent := make(chan error, 1)
+	go func() { sent <- sendAudio(audioCtx, stream, newConfig(opts, src), src, !opts.fast) }()
 
 	out := printer{w: stdout, json: opts.json, interim: opts.interim}
 	for {
 		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
 		if err != nil {
-			// A failed audio source cancels the call: report the cause, not the cancellation.
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-				return cause
+			interrupted := errors.Is(context.Cause(ctx), errInterrupted)
+			cancel(nil) // stops the sender if the call ended before the audio did
+			inputErr := <-sent
+			switch {
+			case interrupted:
+				return errInterrupted
+			case errors.Is(err, io.EOF):
+				return inputErr // reported after the results of the audio sent before it failed
+			default:
+				return err
 			}
-			return err
 		}
 		if err := out.print(resp); err != nil {
 			return err

@@ -372,6 +372,28 @@ func TestRunReportsUnreadableInputs(t *testing.T) {
 	}
 }
 
+func TestRunReportsAnHTTPStreamThatBreaksAfterTheResults(t *testing.T) {
+	gw, addr := startFakeGateway(t)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		_, _ = w.Write(make([]byte, 3000)) // then the connection drops
+	}))
+	defer web.Close()
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"--addr", addr, "--url", web.URL}, &stdout, io.Discard)
+	if got := describe(err); !strings.HasPrefix(got, "UNAVAILABLE: cannot read "+web.URL+": unexpected EOF") {
+		t.Errorf("describe(%v) = %q", err, got)
+	}
+	if stdout.String() != "got 3000 bytes\n" {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	if len(gw.audio) != 3000 {
+		t.Errorf("the gateway got %d bytes", len(gw.audio))
+	}
+}
+
 func TestOpenAudioDecidesWhatToSend(t *testing.T) {
 	pcm := make([]byte, 6400)
 	mono := writeFile(t, "mono.wav", wavBytes(wavFormatPCM, 1, 8000, 16, pcm))
