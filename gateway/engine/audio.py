@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 import av
@@ -28,8 +29,14 @@ Samples = npt.NDArray[np.float32]
 AudioSink = Callable[[list[Samples]], None]
 ErrorSink = Callable[[Exception], None]
 
-# Small probes so the first transcript is not held back until FFmpeg has seen 5 MB.
-_PROBE_OPTIONS: Final = {"probesize": "8192", "analyzeduration": "0", "fpsprobesize": "0"}
+# Small probes so the first transcript is not held back until FFmpeg has seen megabytes, and
+# bytes that are not audio are refused after 32 KB rather than after FFmpeg's default 1 MB.
+_PROBE_OPTIONS: Final = {
+    "probesize": "2048",
+    "formatprobesize": "32768",
+    "analyzeduration": "0",
+    "fpsprobesize": "0",
+}
 
 
 class AudioDecodeError(Exception):
@@ -70,11 +77,14 @@ def _g711_table(alaw: bool) -> npt.NDArray[np.float32]:
 
 _ULAW: Final = _g711_table(alaw=False)
 _ALAW: Final = _g711_table(alaw=True)
-_BYTES_PER_SAMPLE: Final = {
+_FLOAT32: Final = "float32"  # WAV format 3; not a Deepgram encoding name
+SampleFormat = Encoding | str
+_BYTES_PER_SAMPLE: Final[dict[SampleFormat, int]] = {
     Encoding.LINEAR16: 2,
     Encoding.LINEAR32: 4,
     Encoding.MULAW: 1,
     Encoding.ALAW: 1,
+    _FLOAT32: 4,
 }
 
 
@@ -111,7 +121,7 @@ class RawDecoder:
     """Headerless PCM/G.711 at any rate and channel count; split or downmixed per channel."""
 
     def __init__(
-        self, encoding: Encoding, sample_rate: int, channels: int, *, split: bool, sink: AudioSink
+        self, encoding: SampleFormat, sample_rate: int, channels: int, *, split: bool, sink: AudioSink
     ) -> None:
         self._encoding = encoding
         self._width = _BYTES_PER_SAMPLE[encoding]
@@ -127,6 +137,8 @@ class RawDecoder:
             return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
         if self._encoding is Encoding.LINEAR32:
             return (np.frombuffer(data, "<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+        if self._encoding == _FLOAT32:
+            return np.frombuffer(data, "<f4").astype(np.float32)
         table = _ULAW if self._encoding is Encoding.MULAW else _ALAW
         return table[np.frombuffer(data, np.uint8)]
 
@@ -270,3 +282,128 @@ class ContainerDecoder:
             self._sink([np.ascontiguousarray(p) for p in planes])
         else:
             self._sink([planes.mean(axis=0, dtype=np.float32)])
+
+
+_WAV_HEADER_LIMIT: Final = 1 << 16  # a RIFF header longer than this is not worth waiting for
+_WAV_FORMATS: Final[dict[tuple[int, int], SampleFormat]] = {
+    (1, 16): Encoding.LINEAR16,
+    (1, 32): Encoding.LINEAR32,
+    (3, 32): _FLOAT32,
+    (6, 8): Encoding.ALAW,
+    (7, 8): Encoding.MULAW,
+}
+_WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
+
+
+@dataclass(frozen=True, slots=True)
+class WavHeader:
+    sample_format: SampleFormat
+    sample_rate: int
+    channels: int
+    data_offset: int
+
+
+def parse_wav_header(data: bytes) -> WavHeader | None:
+    """The PCM layout of a RIFF/WAVE stream, or None if more bytes are needed.
+
+    Raises ValueError for a WAV whose samples this parser does not handle (FFmpeg then tries).
+    """
+    if len(data) < 12:
+        return None
+    offset = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while len(data) >= offset + 8:
+        chunk_id = data[offset : offset + 4]
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        body = offset + 8
+        if chunk_id == b"data":
+            if fmt is None:
+                raise ValueError("WAV data before its fmt chunk")
+            tag, channels, rate, bits = fmt
+            sample_format = _WAV_FORMATS.get((tag, bits))
+            if sample_format is None or channels < 1 or rate < 1:
+                raise ValueError(f"WAV format {tag} with {bits}-bit samples")
+            return WavHeader(sample_format, rate, channels, body)
+        if len(data) < body + size:
+            return None
+        if chunk_id == b"fmt ":
+            tag = int.from_bytes(data[body : body + 2], "little")
+            channels = int.from_bytes(data[body + 2 : body + 4], "little")
+            rate = int.from_bytes(data[body + 4 : body + 8], "little")
+            bits = int.from_bytes(data[body + 14 : body + 16], "little")
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 26:
+                tag = int.from_bytes(data[body + 24 : body + 26], "little")
+            fmt = (tag, channels, rate, bits)
+        offset = body + size + (size & 1)  # chunks are padded to even sizes
+    return None
+
+
+def is_wav(prefix: bytes) -> bool:
+    return len(prefix) >= 12 and prefix[:4] == b"RIFF" and prefix[8:12] == b"WAVE"
+
+
+class SniffingDecoder:
+    """Containerised audio of unknown format: WAV is read directly, the rest goes to FFmpeg.
+
+    FFmpeg's WAV demuxer waits for whole large packets (about 2 s) on a pipe; parsing the
+    RIFF header here and treating the rest as raw samples has no such delay.
+    """
+
+    def __init__(self, *, split: bool, sink: AudioSink, on_error: ErrorSink) -> None:
+        self._split = split
+        self._sink = sink
+        self._on_error = on_error
+        self._head = b""
+        self._inner: AudioDecoder | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.feed(data)
+            return
+        self._head += data
+        self._choose(final=False)
+
+    def _choose(self, *, final: bool) -> None:
+        head = self._head
+        if len(head) < 12 and not final:
+            return
+        inner: AudioDecoder
+        if is_wav(head):
+            try:
+                header = parse_wav_header(head)
+            except ValueError:
+                header = None
+                inner = ContainerDecoder(split=self._split, sink=self._sink, on_error=self._on_error)
+            else:
+                if header is None:
+                    if len(head) > _WAV_HEADER_LIMIT or final:
+                        self._on_error(AudioDecodeError("incomplete WAV header"))
+                        self._head = b""
+                    return
+                inner = RawDecoder(
+                    header.sample_format,
+                    header.sample_rate,
+                    header.channels,
+                    split=self._split,
+                    sink=self._sink,
+                )
+                head = head[header.data_offset :]
+        else:
+            inner = ContainerDecoder(split=self._split, sink=self._sink, on_error=self._on_error)
+        self._inner = inner
+        self._head = b""
+        if head:
+            inner.feed(head)
+
+    def drained(self, timeout: float) -> bool:
+        return self._inner.drained(timeout) if self._inner is not None else True
+
+    def finish(self, timeout: float) -> None:
+        if self._inner is None and self._head:
+            self._choose(final=True)
+        if self._inner is not None:
+            self._inner.finish(timeout)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()

@@ -40,9 +40,9 @@ from gateway.engine import protocol
 from gateway.engine.audio import (
     SAMPLE_RATE,
     AudioDecoder,
-    ContainerDecoder,
     RawDecoder,
     Samples,
+    SniffingDecoder,
 )
 from gateway.engine.config import EngineConfig
 from gateway.engine.protocol import (
@@ -216,7 +216,9 @@ class EngineServer:
         )
         self._vad_session = await asyncio.to_thread(load_vad_session)
         self._pool = DecodePool(config.decode_workers)
-        self._capacity = await self._calibrate()
+        # A fixed stream cap needs no load model; skipping calibration saves seconds at start.
+        if config.max_streams is None:
+            self._capacity = await self._calibrate()
         self._server = await serve(
             self._handle,
             config.host,
@@ -305,14 +307,18 @@ class EngineServer:
             options = protocol.parse_options(target.query)
         except protocol.OptionsError as exc:
             return _reject(connection, protocol.bad_request(str(exc)), request_id)
-        assert self._recognizer is not None and self._capacity is not None
+        assert self._recognizer is not None
         if self._recognizer.english_only and not _is_english(options.language):
             return _reject(
                 connection,
                 protocol.bad_request("No such model/language/tier combination found."),
                 request_id,
             )
-        load = self._capacity.stream_load(options, self._config.interim_period_s)
+        load = (
+            self._capacity.stream_load(options, self._config.interim_period_s)
+            if self._capacity is not None
+            else 1.0
+        )
         if not self._admit(load):
             return _reject(connection, protocol.too_many_requests(self.max_streams), request_id)
         self._pending[connection] = _Admission(options, request_id, load)
@@ -603,7 +609,7 @@ class _Stream:
             )
         else:
             # Containers report their own channel count; results stay on one channel.
-            self._decoder = ContainerDecoder(
+            self._decoder = SniffingDecoder(
                 split=False, sink=self._on_audio_threadsafe, on_error=self._on_error_threadsafe
             )
 

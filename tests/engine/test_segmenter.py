@@ -1,0 +1,129 @@
+"""Endpointing and interim scheduling, driven by synthetic VAD probabilities (32 ms windows)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.engine.segmenter import (
+    Event,
+    Segmenter,
+    SegmenterSettings,
+    SpeechStarted,
+    UtteranceEnd,
+    Window,
+)
+
+WINDOW_S = 0.032
+
+
+def windows(seconds: float, probability: float) -> list[float]:
+    return [probability] * round(seconds / WINDOW_S)
+
+
+def finals(events: list[Event]) -> list[Window]:
+    return [e for e in events if isinstance(e, Window) and e.is_final]
+
+
+def interims(events: list[Event]) -> list[Window]:
+    return [e for e in events if isinstance(e, Window) and not e.is_final]
+
+
+def test_endpoint_after_silence() -> None:
+    """Speech then enough silence gives SpeechStarted and one speech_final window."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=500, interim_period_s=None))
+    events = segmenter.advance(windows(1.0, 0.05) + windows(2.0, 0.9) + windows(0.6, 0.05))
+    started = [e for e in events if isinstance(e, SpeechStarted)]
+    assert [round(e.timestamp, 2) for e in started] == [pytest.approx(0.99, abs=0.04)]
+    (final,) = finals(events)
+    assert final.speech_final
+    assert final.has_speech
+    assert final.start == 0.0
+    assert final.end == pytest.approx(3.5, abs=0.04)
+    # Decoding starts a little before the onset, not at the start of the silent lead-in.
+    assert 0.6 < final.audio_start < 1.0
+    assert segmenter.cursor == final.end
+
+
+def test_short_endpointing_is_raised_to_the_engine_minimum() -> None:
+    """Deepgram's 10 ms default would cut inside phrases; the engine waits its minimum."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=10, min_endpointing_ms=300, interim_period_s=None))
+    events = segmenter.advance(windows(1.0, 0.9) + windows(0.2, 0.05))
+    assert finals(events) == []
+    (final,) = finals(segmenter.advance(windows(0.15, 0.05)))
+    assert final.speech_final
+
+
+def test_no_endpointing_keeps_the_window_open() -> None:
+    """endpointing=false: pauses do not close the window; Finalize does."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=None, interim_period_s=None))
+    events = segmenter.advance(windows(1.0, 0.9) + windows(1.0, 0.05) + windows(1.0, 0.9))
+    assert finals(events) == []
+    window = segmenter.finalize(total_samples=round(3.01 * 16000))
+    assert window is not None
+    assert window.from_finalize
+    assert window.is_final
+    assert window.end == pytest.approx(3.01)
+    assert segmenter.finalize(total_samples=round(3.01 * 16000)) is None
+
+
+def test_interims_every_period_and_empty_in_silence() -> None:
+    """Interims come once per period of audio; in silence they need no decoding."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    silent = interims(segmenter.advance(windows(2.05, 0.05)))
+    assert len(silent) == 2
+    assert not any(w.has_speech for w in silent)
+    speaking = interims(segmenter.advance(windows(3.1, 0.9)))
+    assert len(speaking) == 3
+    assert all(w.has_speech for w in speaking)
+    assert all(w.start == 0.0 for w in speaking)
+
+
+def test_long_monologue_is_cut_at_a_short_pause() -> None:
+    """Past the soft cap a 150 ms pause closes the window without speech_final."""
+    segmenter = Segmenter(
+        SegmenterSettings(endpointing_ms=800, interim_period_s=None, soft_max_segment_s=5.0)
+    )
+    events = segmenter.advance(windows(6.0, 0.9) + windows(0.2, 0.05) + windows(1.0, 0.9))
+    (cut,) = finals(events)
+    assert not cut.speech_final
+    assert cut.end == pytest.approx(6.16, abs=0.04)
+
+
+def test_hard_cap_cuts_at_the_quietest_point() -> None:
+    """Speech with no pause is cut at the hard cap, at the lowest recent probability."""
+    segmenter = Segmenter(
+        SegmenterSettings(
+            endpointing_ms=300, interim_period_s=None, soft_max_segment_s=5.0, hard_max_segment_s=8.0
+        )
+    )
+    events = segmenter.advance([*windows(7.0, 0.9), 0.4, *windows(2.0, 0.9)])
+    (cut,) = finals(events)
+    assert not cut.speech_final
+    assert cut.end == pytest.approx(7.0, abs=0.05)
+
+
+def test_long_silence_gets_an_empty_final() -> None:
+    """A silent window is closed after a few seconds so clients can commit it."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=None))
+    (final,) = finals(segmenter.advance(windows(5.1, 0.05)))
+    assert not final.has_speech
+    assert not final.speech_final
+
+
+def test_utterance_end_after_the_gap() -> None:
+    """UtteranceEnd comes once the gap after the last final word reaches utterance_end_ms."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0, utterance_end_ms=1000))
+    segmenter.advance(windows(1.0, 0.9) + windows(0.4, 0.05))
+    assert segmenter.note_final_words(last_word_end=0.95) == []
+    events = segmenter.advance(windows(0.7, 0.05))
+    assert [e for e in events if isinstance(e, UtteranceEnd)] == [UtteranceEnd(0.95)]
+    assert not [e for e in segmenter.advance(windows(2.0, 0.05)) if isinstance(e, UtteranceEnd)]
+
+
+def test_no_utterance_end_when_speech_resumes_quickly() -> None:
+    """A gap shorter than utterance_end_ms produces no UtteranceEnd."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0, utterance_end_ms=1000))
+    segmenter.advance(windows(1.0, 0.9) + windows(0.5, 0.05) + windows(1.0, 0.9))
+    events = segmenter.note_final_words(last_word_end=0.98)
+    events += segmenter.advance(windows(0.3, 0.9))
+    assert not [e for e in events if isinstance(e, UtteranceEnd)]
