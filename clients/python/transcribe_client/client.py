@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import grpc.aio
 from google.protobuf import any_pb2
-from google.rpc import status_pb2  # type: ignore[import-untyped]
+from google.rpc import status_pb2
 
 from transcribe_client._pb.transcribe.v1 import transcribe_pb2, transcribe_pb2_grpc
 
@@ -179,8 +179,9 @@ def transcribe_sync(
 ) -> Iterator[transcribe_pb2.StreamTranscribeResponse]:
     """The blocking twin of `transcribe`: gRPC sends `audio` from its own thread, at once.
 
-    `deadline` is the call's gRPC timeout in seconds. Close the generator (or use `contextlib.closing`) if you may stop iterating early.
-    Raises `TranscribeError`, or what `audio` raised (after the results for the audio sent).
+    `deadline` is the call's gRPC timeout in seconds. Close the generator (or use
+    `contextlib.closing`) if you may stop iterating early. Raises `TranscribeError`, or what
+    `audio` raised (after the results for the audio sent).
     """
     config = config if config is not None else transcribe_pb2.StreamingConfig()
     failures: list[Exception] = []

@@ -1,0 +1,253 @@
+"""Fixtures shared by the client tests of every language (Python, Node, Go, .NET).
+
+- `live_gateway`: a real `python -m gateway serve` subprocess on a free loopback port, with the
+  embedded offline engine (no Deepgram key); yields its `127.0.0.1:PORT`. One per session.
+- `corpus_clip`: a real-speech WAV clip from the shared corpus with its reference transcript,
+  and `recall`, the share of the reference's words a transcript contains.
+- `progressive_http_server`: serves files over HTTP on 127.0.0.1 with chunked transfer at about
+  real-time pace, as an internet radio would; `.url` streams `corpus_clip`.
+- `run_client`: runs a client program as a subprocess and returns its exit code and output;
+  `interrupt_client`: the same, sending SIGINTs while it runs.
+
+Helpers and types (`Clip`, `ClientRun`, `words`) are in `tests.clients.support`. Nothing here
+imports `gateway` or a client package: the gateway's and the Python client's generated code both
+define `transcribe.v1` in protobuf's default pool and cannot share a process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import wave
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.clients.support import (
+    CLIENT_TIMEOUT_S,
+    CLIP,
+    ROOT,
+    TIMING,
+    ClientRun,
+    Clip,
+    InterruptClient,
+    RunClient,
+)
+
+#: How long the gateway (and its engine's model load and calibration) may take to start.
+GATEWAY_START_TIMEOUT_S = 180.0
+
+
+def _manifest(corpus: Path) -> dict[str, tuple[str, float]]:
+    with (corpus / "manifest.tsv").open(newline="", encoding="utf-8") as f:
+        return {
+            row["file"]: (row["reference"], float(row["duration_s"]))
+            for row in csv.DictReader(f, delimiter="\t")
+        }
+
+
+@pytest.fixture(scope="session")
+def corpus_clip(corpus: Path) -> Clip:
+    """The shared corpus's JFK clip (16 kHz mono linear16 WAV) with its reference transcript."""
+    reference, duration = _manifest(corpus)[CLIP]
+    return Clip(corpus / CLIP, reference, duration)
+
+
+@pytest.fixture(scope="session")
+def venv_python() -> str:
+    """The interpreter of the project's virtualenv (falls back to the one running pytest)."""
+    candidate = ROOT / ".venv" / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
+@pytest.fixture(scope="session")
+def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> Iterator[str]:
+    """A real gateway (`python -m gateway serve`) with the embedded engine; yields HOST:PORT."""
+    workdir = tmp_path_factory.mktemp("gateway")
+    ready = workdir / "ready"
+    log_path = workdir / "gateway.log"
+    env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    env.pop("GATEWAY_UPSTREAM_URL", None)
+    command = [
+        venv_python, "-m", "gateway", "serve",
+        "--listen", "127.0.0.1:0", "--ready-file", str(ready),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S * TIMING
+        while not (ready.exists() and ready.read_text().strip()):
+            if process.poll() is not None:
+                pytest.fail(f"the gateway exited with {process.returncode}:\n{_tail(log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the gateway did not get ready:\n{_tail(log_path)}")
+            time.sleep(0.1)
+        yield ready.read_text().strip()
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s * TIMING)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def run_client() -> RunClient:
+    """Runs `args` (a client program) to completion: `run_client(args, env=..., cwd=...)`."""
+
+    def run(
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = CLIENT_TIMEOUT_S,
+    ) -> ClientRun:
+        done = subprocess.run(
+            list(args),
+            cwd=cwd or ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout * TIMING,
+            check=False,
+        )
+        return ClientRun(args, done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def interrupt_client() -> InterruptClient:
+    """Runs `args`, sends SIGINT after each delay of `after_s` (seconds, cumulative), and waits.
+
+    `interrupt_client(args, after_s=[3.0, 0.2])` interrupts 3 s after the start, then again
+    0.2 s later.
+    """
+
+    def run(
+        args: Sequence[str],
+        *,
+        after_s: Sequence[float],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = CLIENT_TIMEOUT_S,
+    ) -> ClientRun:
+        with subprocess.Popen(
+            list(args),
+            cwd=cwd or ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            for delay in after_s:
+                time.sleep(delay)  # a sync fixture in a subprocess driver: no event loop here
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            try:
+                stdout, stderr = process.communicate(timeout=timeout * TIMING)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+        return ClientRun(args, process.returncode, stdout, stderr)
+
+    return run
+
+
+@dataclass
+class ProgressiveServer:
+    """An HTTP server on 127.0.0.1 that streams registered files at a set byte rate."""
+
+    base_url: str
+    url: str = ""
+    _files: dict[str, tuple[Path, float]] = field(default_factory=dict)
+
+    def url_for(self, path: Path, bytes_per_second: float | None = None) -> str:
+        """Registers `path` and returns its URL; a WAV file's default rate is its byte rate."""
+        rate = bytes_per_second or _wav_byte_rate(path) or 16_000.0
+        name = f"/{len(self._files)}/{path.name}"
+        self._files[name] = (path, rate)
+        return self.base_url + name
+
+
+def _wav_byte_rate(path: Path) -> float | None:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return float(wav.getframerate() * wav.getnchannels() * wav.getsampwidth())
+    except (wave.Error, EOFError):
+        return None
+
+
+@pytest.fixture(scope="session")
+def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
+    """Serves files with chunked transfer at about real-time pace; `.url` streams `corpus_clip`."""
+    files: dict[str, tuple[Path, float]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            entry = files.get(self.path)
+            if entry is None:
+                self.send_error(404)
+                return
+            path, rate = entry
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            step = max(1, int(rate / 10))  # 100 ms of audio per chunk
+            start = time.monotonic()
+            with contextlib.suppress(ConnectionError):
+                for offset in range(0, len(data), step):
+                    delay = start + offset / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    piece = data[offset : offset + step]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Keeps the test output quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="progressive-http", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    progressive = ProgressiveServer(base_url=f"http://{host!s}:{port}", _files=files)
+    progressive.url = progressive.url_for(corpus_clip.path)
+    try:
+        yield progressive
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
