@@ -167,6 +167,8 @@ class EngineServer:
         self._active_load = 0.0
         self._active_streams = 0
         self._streams: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def config(self) -> EngineConfig:
@@ -324,6 +326,7 @@ class EngineServer:
         self._pending[connection] = _Admission(options, request_id, load)
         self._active_load += load
         self._active_streams += 1
+        self._idle.clear()
         return None
 
     def _admit(self, load: float) -> bool:
@@ -346,6 +349,12 @@ class EngineServer:
     def _release(self, admission: _Admission) -> None:
         self._active_load = max(0.0, self._active_load - admission.load)
         self._active_streams -= 1
+        if self._active_streams == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no stream is open or being opened (for draining and tests)."""
+        await self._idle.wait()
 
     async def _handle(self, connection: ServerConnection) -> None:
         admission = self._pending.pop(connection)

@@ -7,6 +7,7 @@ import wave
 from pathlib import Path
 
 import av
+import av.audio.stream
 import numpy as np
 import numpy.typing as npt
 
@@ -21,7 +22,8 @@ def read_pcm(path: Path) -> bytes:
     """16-bit mono PCM frames of a WAV file."""
     with wave.open(str(path)) as clip:
         assert clip.getsampwidth() == 2 and clip.getnchannels() == 1
-        return clip.readframes(clip.getnframes())
+        frames: bytes = clip.readframes(clip.getnframes())
+        return frames
 
 
 def pcm_to_float(pcm: bytes) -> npt.NDArray[np.float32]:
@@ -34,6 +36,7 @@ def encode(pcm: bytes, *, container: str, codec: str, rate: int) -> bytes:
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as output:
         stream = output.add_stream(codec, rate=rate, layout="mono")
+        assert isinstance(stream, av.audio.stream.AudioStream)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = 16000
         fmt = stream.codec_context.format

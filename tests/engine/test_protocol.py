@@ -126,7 +126,7 @@ def test_credentials(
     else:
         assert found is not None
         assert (found.scheme.value, found.secret) == (scheme, secret)
-        assert secret not in repr(found)
+        assert found.secret not in repr(found)
 
 
 def test_authorization_decision() -> None:
