@@ -9,9 +9,10 @@
 - `run_client`: runs a client program as a subprocess and returns its exit code and output;
   `interrupt_client`: the same, sending SIGINTs while it runs.
 
-Helpers and types (`Clip`, `ClientRun`, `words`) are in `tests.clients.support`. Nothing here
-imports `gateway` or a client package: the gateway's and the Python client's generated code both
-define `transcribe.v1` in protobuf's default pool and cannot share a process.
+Test modules import the helpers and types from here (`from tests.clients.conftest import Clip`;
+`tests/clients` is a package like the rest of `tests/`). Nothing here imports `gateway` or a
+client package: the gateway's and the Python client's generated code both define `transcribe.v1`
+in protobuf's default pool and cannot share a process.
 """
 
 from __future__ import annotations
@@ -20,31 +21,91 @@ import contextlib
 import csv
 import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.clients.support import (
-    CLIENT_TIMEOUT_S,
-    CLIP,
-    ROOT,
-    TIMING,
-    ClientRun,
-    Clip,
-    InterruptClient,
-    RunClient,
-)
+from tests.conftest import ROOT, TIMING
+
+#: The repository root (the gateway and the clients are run from here).
+REPO = ROOT
 
 #: How long the gateway (and its engine's model load and calibration) may take to start.
 GATEWAY_START_TIMEOUT_S = 180.0
+#: The clip every client transcribes: 11 s of clear archival speech, 16 kHz mono linear16.
+CLIP = "audio/whisper_jfk.wav"
+#: How long one client run may take (times `TIMING`).
+CLIENT_TIMEOUT_S = 120.0
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of `text`, punctuation dropped (apostrophes kept inside words)."""
+    return [w.strip("'") for w in _WORD.findall(text.lower()) if w.strip("'")]
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A corpus clip: the WAV file, its reference transcript and its length."""
+
+    path: Path
+    reference: str
+    duration_s: float
+
+    @property
+    def reference_words(self) -> list[str]:
+        """The reference transcript as `words`."""
+        return words(self.reference)
+
+    def recall(self, transcript: str) -> float:
+        """Share of the reference's words found in `transcript` (order ignored, with counts)."""
+        said: dict[str, int] = {}
+        for w in words(transcript):
+            said[w] = said.get(w, 0) + 1
+        found = 0
+        for w in self.reference_words:
+            if said.get(w, 0) > 0:
+                said[w] -= 1
+                found += 1
+        return found / len(self.reference_words)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRun:
+    """A finished client process."""
+
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        """The non-empty stdout lines."""
+        return [line for line in self.stdout.splitlines() if line.strip()]
+
+    def describe(self) -> str:
+        """The run, for assertion messages."""
+        return (
+            f"{' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
+
+
+#: `run_client(args, *, env=None, cwd=None, timeout=CLIENT_TIMEOUT_S) -> ClientRun`
+RunClient = Callable[..., ClientRun]
+#: `interrupt_client(args, *, after_s, env=None, cwd=None, timeout=...) -> ClientRun`
+InterruptClient = Callable[..., ClientRun]
 
 
 def _manifest(corpus: Path) -> dict[str, tuple[str, float]]:
@@ -65,7 +126,7 @@ def corpus_clip(corpus: Path) -> Clip:
 @pytest.fixture(scope="session")
 def venv_python() -> str:
     """The interpreter of the project's virtualenv (falls back to the one running pytest)."""
-    candidate = ROOT / ".venv" / "bin" / "python"
+    candidate = REPO / ".venv" / "bin" / "python"
     return str(candidate) if candidate.exists() else sys.executable
 
 
@@ -83,7 +144,7 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> 
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
     try:
         deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S * TIMING
@@ -125,7 +186,7 @@ def run_client() -> RunClient:
     ) -> ClientRun:
         done = subprocess.run(
             list(args),
-            cwd=cwd or ROOT,
+            cwd=cwd or REPO,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -156,7 +217,7 @@ def interrupt_client() -> InterruptClient:
     ) -> ClientRun:
         with subprocess.Popen(
             list(args),
-            cwd=cwd or ROOT,
+            cwd=cwd or REPO,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.clients.support import ROOT, Clip, InterruptClient, RunClient
+from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
 
-CLIENT_DIR = ROOT / "clients" / "python"
+CLIENT_DIR = REPO / "clients" / "python"
 PROBE = CLIENT_DIR / "tests" / "library_probe.py"
 ENV = {"PYTHONPATH": str(CLIENT_DIR)}
 MIN_RECALL = 0.8
