@@ -1,0 +1,142 @@
+"""End-to-end tests of the Node client against a real gateway with the embedded engine.
+
+The client is prepared from the checkout (`npm ci` in clients/node, skipped when node_modules
+is already up to date) and `node transcribe.js` runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import pytest
+
+from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
+
+NODE_DIR = REPO / "clients" / "node"
+MIN_RECALL = 0.8
+NPM_TIMEOUT_S = 600.0
+
+
+@pytest.fixture(scope="session")
+def node_client(run_client: RunClient) -> list[str]:
+    """`node clients/node/transcribe.js`, with its dependencies installed by `npm ci` if needed."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("no node/npm on PATH: CI must test the Node client")
+        pytest.skip("node/npm are not installed")
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        run = run_client([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, timeout=NPM_TIMEOUT_S)
+        assert run.returncode == 0, run.describe()
+    return [node, str(NODE_DIR / "transcribe.js")]
+
+
+@pytest.fixture
+def client(node_client: list[str], live_gateway: str) -> list[str]:
+    """The sample program's command line, pointed at the live gateway."""
+    return [*node_client, "--addr", live_gateway]
+
+
+def test_unit_tests_pass(node_client: list[str], run_client: RunClient) -> None:
+    """The Node client's own unit tests (`node --test`) pass."""
+    run = run_client([node_client[0], "--test", "test/"], cwd=NODE_DIR)
+    assert run.returncode == 0, run.describe()
+
+
+def test_file_prints_final_transcripts(client: list[str], run_client: RunClient, corpus_clip: Clip) -> None:
+    """A WAV file sent with --fast comes back as final transcript lines close to the reference."""
+    run = run_client([*client, "--file", str(corpus_clip.path), "--fast"])
+    assert run.returncode == 0, run.describe()
+    assert run.lines, run.describe()
+    assert not any(line.startswith("~ ") for line in run.lines), run.describe()
+    assert corpus_clip.recall(run.stdout) >= MIN_RECALL, run.describe()
+
+
+def test_json_matches_the_python_client(
+    client: list[str], run_client: RunClient, corpus_clip: Clip, venv_python: str, live_gateway: str
+) -> None:
+    """--json prints proto3 JSON, session_started to summary, in the same shape as Python's."""
+    node = run_client([*client, "--file", str(corpus_clip.path), "--fast", "--json"])
+    assert node.returncode == 0, node.describe()
+    python = run_client(
+        [venv_python, "-m", "transcribe_client", "--addr", live_gateway,
+         "--file", str(corpus_clip.path), "--fast", "--json"],
+        env={"PYTHONPATH": str(REPO / "clients" / "python")},
+    )  # fmt: skip
+    assert python.returncode == 0, python.describe()
+    ours = [json.loads(line) for line in node.lines]
+    theirs = [json.loads(line) for line in python.lines]
+    assert list(ours[0]) == ["sessionStarted"] and list(ours[-1]) == ["summary"], node.describe()
+    assert ours[0]["sessionStarted"]["config"] == theirs[0]["sessionStarted"]["config"]
+    assert ours[0]["sessionStarted"]["config"]["sampleRate"] == 16000
+    assert _shape(ours[-1]) == _shape(theirs[-1])
+    assert ours[-1]["summary"]["audioReceivedSeconds"] == theirs[-1]["summary"]["audioReceivedSeconds"]
+    results = [o["result"] for o in ours if "result" in o]
+    assert results and all(r.get("isFinal") for r in results), node.describe()
+    assert _shape(results[0]["metadata"]) == _shape(
+        next(o["result"]["metadata"] for o in theirs if "result" in o)
+    )
+    text = " ".join(r["alternatives"][0].get("transcript", "") for r in results if r.get("alternatives"))
+    assert corpus_clip.recall(text) >= MIN_RECALL, node.describe()
+
+
+def test_rejected_config_exits_1_with_the_status_name(
+    client: list[str], run_client: RunClient, corpus_clip: Clip
+) -> None:
+    """A sample rate the gateway rejects ends with exit 1 and `error: INVALID_ARGUMENT: ...`."""
+    run = run_client(
+        [*client, "--file", str(corpus_clip.path), "--fast",
+         "--encoding", "linear16", "--sample-rate", "500000"]
+    )  # fmt: skip
+    assert run.returncode == 1, run.describe()
+    assert run.stderr.startswith("error: INVALID_ARGUMENT: "), run.describe()
+    assert run.stdout == "", run.describe()
+
+
+def test_bad_command_line_exits_2(node_client: list[str], run_client: RunClient) -> None:
+    """Both --file and --url (or neither) is a usage error: exit 2."""
+    run = run_client([*node_client, "--file", "a.wav", "--url", "http://127.0.0.1:9/"])
+    assert run.returncode == 2, run.describe()
+
+
+def test_url_streams_an_http_source_as_it_arrives(
+    client: list[str], run_client: RunClient, corpus_clip: Clip, progressive_http_server: Any
+) -> None:
+    """--url relays a progressive HTTP stream (containerised WAV) and prints its transcript."""
+    run = run_client([*client, "--url", progressive_http_server.url])
+    assert run.returncode == 0, run.describe()
+    assert corpus_clip.recall(run.stdout) >= MIN_RECALL, run.describe()
+
+
+def test_interrupt_ends_the_audio_and_prints_what_is_left(
+    client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
+) -> None:
+    """Ctrl+C during real-time streaming half-closes: the results so far print, exit 0."""
+    run = interrupt_client([*client, "--file", str(corpus_clip.path), "--interim"], after_s=[4.0])
+    assert run.returncode == 0, run.describe()
+    finals = [line for line in run.lines if not line.startswith("~ ")]
+    assert finals, run.describe()
+    assert corpus_clip.recall(" ".join(finals)) < 0.9, run.describe()  # the audio was cut
+
+
+def test_second_interrupt_cancels_with_130(
+    client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
+) -> None:
+    """A second Ctrl+C while the last results are pending cancels the call: exit 130."""
+    run = interrupt_client([*client, "--file", str(corpus_clip.path)], after_s=[3.0, 0.2])
+    assert run.returncode == 130, run.describe()
+    assert "error: CANCELLED: " in run.stderr, run.describe()
+
+
+def _shape(value: Any) -> Any:
+    """The keys of a JSON value, recursively, without its values."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return "number" if isinstance(value, int | float) else type(value).__name__
