@@ -48,6 +48,25 @@ def test_unit_tests_pass(node_client: list[str], run_client: RunClient) -> None:
     assert run.returncode == 0, run.describe()
 
 
+def test_generated_types_are_in_sync(
+    node_client: list[str], run_client: RunClient, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The committed TypeScript types are what generate.sh makes from the proto now."""
+    out = tmp_path_factory.mktemp("types")
+    tool = NODE_DIR / "node_modules" / ".bin" / "proto-loader-gen-types"
+    run = run_client(
+        [str(tool), "--keepCase", "--longs=String", "--enums=String", "--defaults", "--oneofs",
+         "--grpcLib=@grpc/grpc-js", f"--outDir={out}", "../../proto/transcribe/v1/transcribe.proto"],
+        cwd=NODE_DIR,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    committed = NODE_DIR / "types"
+    fresh = sorted(p.relative_to(out) for p in out.rglob("*.ts"))
+    assert fresh == sorted(p.relative_to(committed) for p in committed.rglob("*.ts"))
+    stale = [p for p in fresh if (out / p).read_bytes() != (committed / p).read_bytes()]
+    assert not stale, f"out of date: {stale}; run clients/node/generate.sh"
+
+
 def test_file_prints_final_transcripts(client: list[str], run_client: RunClient, corpus_clip: Clip) -> None:
     """A WAV file sent with --fast comes back as final transcript lines close to the reference."""
     run = run_client([*client, "--file", str(corpus_clip.path), "--fast"])
@@ -139,4 +158,6 @@ def _shape(value: Any) -> Any:
         return {key: _shape(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_shape(value[0])] if value else []
+    if isinstance(value, bool):
+        return "bool"
     return "number" if isinstance(value, int | float) else type(value).__name__
