@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the Go stubs in gen/transcribe/v1 from proto/transcribe/v1/transcribe.proto.
+# OUT=DIR writes them under DIR instead of gen/ (the tests compare that with the committed code).
 #
 # protoc is the one bundled with grpcio-tools in the project's virtualenv (`make setup`); the two
 # Go plugins are built at pinned versions into clients/go/bin (gitignored). The proto has no
@@ -20,13 +21,14 @@ mapping="M$proto=$module/gen/transcribe/v1;transcribev1"
 GOBIN="$here/bin" "$go" install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
 GOBIN="$here/bin" "$go" install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
 
-rm -rf "$here/gen"
-mkdir -p "$here/gen"
+out="${OUT:-$here/gen}"
+rm -rf "$out/transcribe"
+mkdir -p "$out"
 "$python" -m grpc_tools.protoc \
     --plugin=protoc-gen-go="$here/bin/protoc-gen-go" \
     --plugin=protoc-gen-go-grpc="$here/bin/protoc-gen-go-grpc" \
     -I"$root/proto" \
-    --go_out="$here/gen" --go_opt=paths=source_relative --go_opt="$mapping" \
-    --go-grpc_out="$here/gen" --go-grpc_opt=paths=source_relative --go-grpc_opt="$mapping" \
+    --go_out="$out" --go_opt=paths=source_relative --go_opt="$mapping" \
+    --go-grpc_out="$out" --go-grpc_opt=paths=source_relative --go-grpc_opt="$mapping" \
     "$root/proto/$proto"
-echo "generated $(cd "$here" && ls gen/transcribe/v1/*.go | tr '\n' ' ')"
+echo "generated $(ls "$out"/transcribe/v1/*.go | tr '\n' ' ')"

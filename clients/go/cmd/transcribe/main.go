@@ -32,7 +32,7 @@ import (
 var errInterrupted = status.Error(codes.Canceled, "interrupted")
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	err := run(context.Background(), os.Args[1:], os.Stdout)
 	var usage usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
@@ -49,8 +49,8 @@ func main() {
 }
 
 // run is the whole program: parse the flags, open the audio, stream it and print the results.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts, err := parseOptions(args, stderr)
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	opts, err := parseOptions(args, stdout)
 	if err != nil {
 		return err
 	}

@@ -269,8 +269,8 @@ func TestRunStreamsAWAVFileAsLinear16(t *testing.T) {
 	gw, addr := startFakeGateway(t)
 	pcm := bytes.Repeat([]byte{1, 0, 2, 0}, 4000) // 0.5 s of 16 kHz stereo
 	path := writeFile(t, "clip.wav", wavBytes(wavFormatPCM, 2, 16000, 16, pcm))
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"--addr", addr, "--file", path, "--interim", "--token", "sekrit", "--model", "m1", "--smart-format"}, &stdout, &stderr)
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"--addr", addr, "--file", path, "--interim", "--token", "sekrit", "--model", "m1", "--smart-format"}, &stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestRunSendsOtherFilesAsTheyAre(t *testing.T) {
 	content := []byte("ID3 some mp3 bytes")
 	path := writeFile(t, "clip.mp3", content)
 	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--addr", addr, "--file", path, "--fast"}, &stdout, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"--addr", addr, "--file", path, "--fast"}, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	gw.mu.Lock()
@@ -321,7 +321,7 @@ func TestRunRelaysAnHTTPStream(t *testing.T) {
 	}))
 	defer web.Close()
 	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--addr", addr, "--url", web.URL + "/radio", "--json"}, &stdout, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"--addr", addr, "--url", web.URL + "/radio", "--json"}, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
@@ -338,7 +338,7 @@ func TestRunRelaysAnHTTPStream(t *testing.T) {
 func TestRunReportsTheCallsStatus(t *testing.T) {
 	_, addr := startFakeGateway(t)
 	path := writeFile(t, "clip.wav", wavBytes(wavFormatPCM, 1, 16000, 16, make([]byte, 3200)))
-	err := run(context.Background(), []string{"--addr", addr, "--file", path, "--encoding", "linear16", "--sample-rate", "500000"}, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"--addr", addr, "--file", path, "--encoding", "linear16", "--sample-rate", "500000"}, io.Discard)
 	if got := describe(err); !strings.HasPrefix(got, "INVALID_ARGUMENT: sample_rate 500000") {
 		t.Errorf("describe(%v) = %q", err, got)
 	}
@@ -352,7 +352,7 @@ func TestRunReportsAnUnreachableGateway(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 	path := writeFile(t, "clip.wav", wavBytes(wavFormatPCM, 1, 16000, 16, make([]byte, 3200)))
-	err = run(context.Background(), []string{"--addr", addr, "--file", path}, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"--addr", addr, "--file", path}, io.Discard)
 	if got := describe(err); !strings.HasPrefix(got, "UNAVAILABLE: ") {
 		t.Errorf("describe(%v) = %q", err, got)
 	}
@@ -360,13 +360,13 @@ func TestRunReportsAnUnreachableGateway(t *testing.T) {
 
 func TestRunReportsUnreadableInputs(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.wav")
-	err := run(context.Background(), []string{"--file", missing}, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"--file", missing}, io.Discard)
 	if want := "INVALID_ARGUMENT: cannot read " + missing + ": no such file or directory"; describe(err) != want {
 		t.Errorf("got %q, want %q", describe(err), want)
 	}
 	web := httptest.NewServer(http.NotFoundHandler())
 	defer web.Close()
-	err = run(context.Background(), []string{"--url", web.URL + "/gone"}, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"--url", web.URL + "/gone"}, io.Discard)
 	if want := "UNAVAILABLE: cannot read " + web.URL + "/gone: 404 Not Found"; describe(err) != want {
 		t.Errorf("got %q, want %q", describe(err), want)
 	}
@@ -380,7 +380,7 @@ func TestRunReportsAnHTTPStreamThatBreaksAfterTheResults(t *testing.T) {
 	}))
 	defer web.Close()
 	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"--addr", addr, "--url", web.URL}, &stdout, io.Discard)
+	err := run(context.Background(), []string{"--addr", addr, "--url", web.URL}, &stdout)
 	if got := describe(err); !strings.HasPrefix(got, "UNAVAILABLE: cannot read "+web.URL+": unexpected EOF") {
 		t.Errorf("describe(%v) = %q", err, got)
 	}
