@@ -15,6 +15,9 @@ import pytest
 
 from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
 
+#: They run the real gateway, which starts the embedded engine.
+pytestmark = pytest.mark.engine
+
 NODE_DIR = REPO / "clients" / "node"
 MIN_RECALL = 0.8
 NPM_TIMEOUT_S = 600.0
@@ -123,6 +126,7 @@ def test_bad_command_line_exits_2(node_client: list[str], run_client: RunClient)
     assert run.returncode == 2, run.describe()
 
 
+@pytest.mark.slow
 def test_url_streams_an_http_source_as_it_arrives(
     client: list[str], run_client: RunClient, corpus_clip: Clip, progressive_http_server: Any
 ) -> None:
@@ -132,6 +136,7 @@ def test_url_streams_an_http_source_as_it_arrives(
     assert corpus_clip.recall(run.stdout) >= MIN_RECALL, run.describe()
 
 
+@pytest.mark.slow
 def test_interrupt_ends_the_audio_and_prints_what_is_left(
     client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
 ) -> None:
@@ -143,6 +148,7 @@ def test_interrupt_ends_the_audio_and_prints_what_is_left(
     assert corpus_clip.recall(" ".join(finals)) < 0.9, run.describe()  # the audio was cut
 
 
+@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
     client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
 ) -> None:

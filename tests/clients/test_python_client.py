@@ -17,6 +17,9 @@ import pytest
 
 from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
 
+#: They run the real gateway, which starts the embedded engine.
+pytestmark = pytest.mark.engine
+
 CLIENT_DIR = REPO / "clients" / "python"
 PROBE = CLIENT_DIR / "tests" / "library_probe.py"
 ENV = {"PYTHONPATH": str(CLIENT_DIR)}
@@ -114,6 +117,7 @@ def test_unreachable_gateway_exits_1_unavailable(
     assert run.stderr.startswith("error: UNAVAILABLE: "), run.describe()
 
 
+@pytest.mark.slow
 def test_url_streams_an_http_source_as_it_arrives(
     client: list[str], run_client: RunClient, corpus_clip: Clip, progressive_http_server: Any
 ) -> None:
@@ -123,6 +127,7 @@ def test_url_streams_an_http_source_as_it_arrives(
     assert corpus_clip.recall(run.stdout) >= MIN_RECALL, run.describe()
 
 
+@pytest.mark.slow
 def test_interrupt_ends_the_audio_and_prints_what_is_left(
     client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
 ) -> None:
@@ -134,6 +139,7 @@ def test_interrupt_ends_the_audio_and_prints_what_is_left(
     assert corpus_clip.recall(" ".join(finals)) < 0.9, run.describe()  # the audio was cut
 
 
+@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
     client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
 ) -> None:
