@@ -3,12 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +26,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -94,14 +104,14 @@ func (g *fakeGateway) StreamTranscribe(stream grpc.BidiStreamingServer[transcrib
 	return nil
 }
 
-func startFakeGateway(t *testing.T) (*fakeGateway, string) {
+func startFakeGateway(t *testing.T, opts ...grpc.ServerOption) (*fakeGateway, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gw := &fakeGateway{}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	transcribev1.RegisterTranscribeServiceServer(srv, gw)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
@@ -353,6 +363,50 @@ func TestRunReportsAnUnreachableGateway(t *testing.T) {
 	lis.Close()
 	path := writeFile(t, "clip.wav", wavBytes(wavFormatPCM, 1, 16000, 16, make([]byte, 3200)))
 	err = run(context.Background(), []string{"--addr", addr, "--file", path}, io.Discard)
+	if got := describe(err); !strings.HasPrefix(got, "UNAVAILABLE: ") {
+		t.Errorf("describe(%v) = %q", err, got)
+	}
+}
+
+// selfSignedCert makes a certificate for 127.0.0.1 and returns it with its PEM encoding.
+func selfSignedCert(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fake gateway"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestRunConnectsWithTLS(t *testing.T) {
+	cert, caPEM := selfSignedCert(t)
+	_, addr := startFakeGateway(t, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	path := writeFile(t, "clip.wav", wavBytes(wavFormatPCM, 1, 16000, 16, make([]byte, 3200)))
+	caFile := writeFile(t, "ca.pem", caPEM)
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--addr", addr, "--file", path, "--fast", "--ca-file", caFile}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != "got 3200 bytes\n" {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	// The system's roots do not trust the fake gateway's certificate.
+	err := run(context.Background(), []string{"--addr", addr, "--file", path, "--fast", "--tls"}, io.Discard)
 	if got := describe(err); !strings.HasPrefix(got, "UNAVAILABLE: ") {
 		t.Errorf("describe(%v) = %q", err, got)
 	}
