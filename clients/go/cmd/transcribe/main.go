@@ -76,6 +76,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	src, err := openAudio(audioCtx, opts)
 	if err != nil {
+		switch {
+		case errors.Is(context.Cause(ctx), errInterrupted):
+			return errInterrupted
+		case audioCtx.Err() != nil:
+			return nil // Ctrl+C before any audio: nothing to transcribe
+		}
 		return err
 	}
 	defer src.Close()
