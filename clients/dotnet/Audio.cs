@@ -101,7 +101,6 @@ sealed class AudioSource : IDisposable
     /// <summary>Bytes per second of audio; 0 when unknown (an HTTP stream of compressed audio).</summary>
     public int ByteRate { get; private set; }
     public int ChunkBytes { get; private set; }
-    public bool IsLive => _stream is not null;
 
     public static async Task<AudioSource> OpenAsync(Options o, CancellationToken cancellationToken)
     {
