@@ -14,6 +14,9 @@ import pytest
 from tests.clients import sample_checks as checks
 from tests.clients.conftest import REPO, Clip, InterruptClient, ProgressiveServer, RunClient
 
+#: They run the real gateway, which starts the embedded engine.
+pytestmark = pytest.mark.engine
+
 DOTNET_DIR = REPO / "clients" / "dotnet"
 PROJECT = DOTNET_DIR / "TranscribeClient.csproj"
 BUILD_TIMEOUT_S = 900.0
@@ -109,6 +112,7 @@ def test_bad_command_line_exits_2(dotnet_client: list[str], run_client: RunClien
     checks.check_usage(dotnet_client, run_client)
 
 
+@pytest.mark.slow
 def test_url_relays_a_progressive_http_stream(
     dotnet_client: list[str],
     live_gateway: str,
@@ -120,6 +124,7 @@ def test_url_relays_a_progressive_http_stream(
     checks.check_url(dotnet_client, live_gateway, corpus_clip, progressive_http_server, run_client)
 
 
+@pytest.mark.slow
 def test_interrupt_ends_the_audio_cleanly(
     dotnet_client: list[str], live_gateway: str, corpus_clip: Clip, interrupt_client: InterruptClient
 ) -> None:
@@ -127,6 +132,7 @@ def test_interrupt_ends_the_audio_cleanly(
     checks.check_interrupt(dotnet_client, live_gateway, corpus_clip, interrupt_client)
 
 
+@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
     dotnet_client: list[str], live_gateway: str, corpus_clip: Clip, interrupt_client: InterruptClient
 ) -> None:

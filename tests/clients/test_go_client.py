@@ -16,6 +16,9 @@ import pytest
 from tests.clients import sample_checks as checks
 from tests.clients.conftest import REPO, Clip, InterruptClient, ProgressiveServer, RunClient
 
+#: They run the real gateway, which starts the embedded engine.
+pytestmark = pytest.mark.engine
+
 GO_DIR = REPO / "clients" / "go"
 BUILD_TIMEOUT_S = 900.0
 
@@ -114,6 +117,7 @@ def test_bad_command_line_exits_2(go_client: list[str], run_client: RunClient) -
     checks.check_usage(go_client, run_client)
 
 
+@pytest.mark.slow
 def test_url_relays_a_progressive_http_stream(
     go_client: list[str],
     live_gateway: str,
@@ -125,6 +129,7 @@ def test_url_relays_a_progressive_http_stream(
     checks.check_url(go_client, live_gateway, corpus_clip, progressive_http_server, run_client)
 
 
+@pytest.mark.slow
 def test_interrupt_ends_the_audio_cleanly(
     go_client: list[str], live_gateway: str, corpus_clip: Clip, interrupt_client: InterruptClient
 ) -> None:
@@ -132,6 +137,7 @@ def test_interrupt_ends_the_audio_cleanly(
     checks.check_interrupt(go_client, live_gateway, corpus_clip, interrupt_client)
 
 
+@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
     go_client: list[str], live_gateway: str, corpus_clip: Clip, interrupt_client: InterruptClient
 ) -> None:
