@@ -6,6 +6,8 @@
   and `recall`, the share of the reference's words a transcript contains.
 - `progressive_http_server`: serves files over HTTP on 127.0.0.1 with chunked transfer at about
   real-time pace, as an internet radio would; `.url` streams `corpus_clip`.
+- `metadata_echo_server`: a stand-in endpoint (plaintext and TLS) that answers UNAUTHENTICATED
+  with the `authorization` metadata it got, to check `--token`, `--tls` and `--ca-file`.
 - `run_client`: runs a client program as a subprocess and returns its exit code and output;
   `interrupt_client`: the same, sending SIGINTs while it runs.
 
@@ -17,11 +19,13 @@ in protobuf's default pool and cannot share a process.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import http.server
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.conftest import ROOT, TIMING
@@ -93,6 +98,13 @@ class ClientRun:
     def lines(self) -> list[str]:
         """The non-empty stdout lines."""
         return [line for line in self.stdout.splitlines() if line.strip()]
+
+    @property
+    def error_line(self) -> str:
+        """The last stderr line starting with `error: ` ("" if none); runtimes (gRPC core,
+        Node) may log other lines around it."""
+        found = [line for line in self.stderr.splitlines() if line.startswith("error: ")]
+        return found[-1] if found else ""
 
     def describe(self) -> str:
         """The run, for assertion messages."""
@@ -312,3 +324,57 @@ def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@dataclass(frozen=True, slots=True)
+class EchoServer:
+    """A stand-in `StreamTranscribe` endpoint that answers every call with UNAUTHENTICATED and
+    the call's `authorization` metadata as the message: `authorization=<value or none>`.
+
+    `addr` is plaintext; `tls_addr` serves TLS with a self-signed certificate for 127.0.0.1
+    whose PEM is `ca_file`.
+    """
+
+    addr: str
+    tls_addr: str
+    ca_file: Path
+
+
+@pytest.fixture(scope="session")
+def metadata_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoServer]:
+    """Checks what a client sends as metadata, over plaintext and over TLS (no generated code)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS stand-in")
+    workdir = tmp_path_factory.mktemp("tls")
+    key, cert = workdir / "key.pem", workdir / "cert.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    def stream_transcribe(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        metadata = dict(context.invocation_metadata())
+        next(requests, None)  # the config
+        context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"authorization={metadata.get('authorization', 'none')}",
+        )
+        yield b""  # never reached: makes this a generator, as a streaming handler must be
+
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService",
+        {"StreamTranscribe": grpc.stream_stream_rpc_method_handler(stream_transcribe)},
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    tls_port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        yield EchoServer(f"127.0.0.1:{port}", f"127.0.0.1:{tls_port}", cert)
+    finally:
+        server.stop(None).wait()

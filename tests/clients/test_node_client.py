@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
+from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient
 
 #: They run the real gateway, which starts the embedded engine.
 pytestmark = pytest.mark.engine
@@ -43,6 +43,12 @@ def node_client(run_client: RunClient) -> list[str]:
 def client(node_client: list[str], live_gateway: str) -> list[str]:
     """The sample program's command line, pointed at the live gateway."""
     return [*node_client, "--addr", live_gateway]
+
+
+@pytest.fixture
+def program(node_client: list[str]) -> list[str]:
+    """The sample program's command line, without an address."""
+    return node_client
 
 
 def test_unit_tests_pass(node_client: list[str], run_client: RunClient) -> None:
@@ -116,7 +122,7 @@ def test_rejected_config_exits_1_with_the_status_name(
          "--encoding", "linear16", "--sample-rate", "500000"]
     )  # fmt: skip
     assert run.returncode == 1, run.describe()
-    assert run.stderr.startswith("error: INVALID_ARGUMENT: "), run.describe()
+    assert run.error_line.startswith("error: INVALID_ARGUMENT: "), run.describe()
     assert run.stdout == "", run.describe()
 
 
@@ -155,7 +161,33 @@ def test_second_interrupt_cancels_with_130(
     """A second Ctrl+C while the last results are pending cancels the call: exit 130."""
     run = interrupt_client([*client, "--file", str(corpus_clip.path)], after_s=[3.0, 0.2])
     assert run.returncode == 130, run.describe()
-    assert "error: CANCELLED: " in run.stderr, run.describe()
+    assert run.error_line.startswith("error: CANCELLED: "), run.describe()
+
+
+def test_token_is_sent_as_bearer_metadata(
+    program: list[str], run_client: RunClient, corpus_clip: Clip, metadata_echo_server: EchoServer
+) -> None:
+    """--token sends `authorization: Bearer TOKEN`; the stand-in's UNAUTHENTICATED is reported."""
+    run = run_client(
+        [*program, "--addr", metadata_echo_server.addr, "--file", str(corpus_clip.path),
+         "--fast", "--token", "s3cret"]
+    )  # fmt: skip
+    assert run.returncode == 1, run.describe()
+    assert run.error_line.startswith("error: UNAUTHENTICATED: authorization=Bearer s3cret"), run.describe()
+
+
+def test_tls_trusts_the_ca_file(
+    program: list[str], run_client: RunClient, corpus_clip: Clip, metadata_echo_server: EchoServer
+) -> None:
+    """--tls --ca-file reaches a server with that certificate; without the CA it is refused."""
+    args = [*program, "--addr", metadata_echo_server.tls_addr, "--file", str(corpus_clip.path),
+            "--fast", "--tls", "--token", "t"]  # fmt: skip
+    trusted = run_client([*args, "--ca-file", str(metadata_echo_server.ca_file)])
+    assert trusted.returncode == 1, trusted.describe()
+    assert trusted.error_line.startswith("error: UNAUTHENTICATED: authorization=Bearer t"), trusted.describe()
+    untrusted = run_client(args)
+    assert untrusted.returncode == 1, untrusted.describe()
+    assert untrusted.error_line.startswith("error: UNAVAILABLE: "), untrusted.describe()
 
 
 def _shape(value: Any) -> Any:

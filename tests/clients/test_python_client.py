@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import REPO, Clip, InterruptClient, RunClient
+from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient
 
 #: They run the real gateway, which starts the embedded engine.
 pytestmark = pytest.mark.engine
@@ -30,6 +30,12 @@ MIN_RECALL = 0.8
 def client(venv_python: str, live_gateway: str) -> list[str]:
     """The sample program's command line, pointed at the live gateway."""
     return [venv_python, "-m", "transcribe_client", "--addr", live_gateway]
+
+
+@pytest.fixture
+def program(venv_python: str) -> list[str]:
+    """The sample program's command line, without an address."""
+    return [venv_python, "-m", "transcribe_client"]
 
 
 def probe(run_client: RunClient, venv_python: str, scenario: str, addr: str, clip: Clip) -> Any:
@@ -100,7 +106,7 @@ def test_rejected_config_exits_1_with_the_status_name(
         env=ENV,
     )  # fmt: skip
     assert run.returncode == 1, run.describe()
-    assert run.stderr.startswith("error: INVALID_ARGUMENT: "), run.describe()
+    assert run.error_line.startswith("error: INVALID_ARGUMENT: "), run.describe()
     assert run.stdout == "", run.describe()
 
 
@@ -114,7 +120,7 @@ def test_unreachable_gateway_exits_1_unavailable(
         env=ENV,
     )  # fmt: skip
     assert run.returncode == 1, run.describe()
-    assert run.stderr.startswith("error: UNAVAILABLE: "), run.describe()
+    assert run.error_line.startswith("error: UNAVAILABLE: "), run.describe()
 
 
 @pytest.mark.slow
@@ -146,7 +152,7 @@ def test_second_interrupt_cancels_with_130(
     """A second Ctrl+C while the last results are pending cancels the call: exit 130."""
     run = interrupt_client([*client, "--file", str(corpus_clip.path)], after_s=[3.0, 0.2], env=ENV)
     assert run.returncode == 130, run.describe()
-    assert "error: CANCELLED: " in run.stderr, run.describe()
+    assert run.error_line.startswith("error: CANCELLED: "), run.describe()
 
 
 def test_async_helper(run_client: RunClient, venv_python: str, live_gateway: str, corpus_clip: Clip) -> None:
@@ -192,6 +198,33 @@ def test_pace_releases_audio_at_real_time(run_client: RunClient, venv_python: st
     report = probe(run_client, venv_python, "pacing", "unused", corpus_clip)
     assert report["bytes"] == 32000
     assert 0.8 <= report["elapsed_s"] < 3.0, report
+
+
+def test_token_is_sent_as_bearer_metadata(
+    program: list[str], run_client: RunClient, corpus_clip: Clip, metadata_echo_server: EchoServer
+) -> None:
+    """--token sends `authorization: Bearer TOKEN`; the stand-in's UNAUTHENTICATED is reported."""
+    run = run_client(
+        [*program, "--addr", metadata_echo_server.addr, "--file", str(corpus_clip.path),
+         "--fast", "--token", "s3cret"],
+        env=ENV,
+    )  # fmt: skip
+    assert run.returncode == 1, run.describe()
+    assert run.error_line.startswith("error: UNAUTHENTICATED: authorization=Bearer s3cret"), run.describe()
+
+
+def test_tls_trusts_the_ca_file(
+    program: list[str], run_client: RunClient, corpus_clip: Clip, metadata_echo_server: EchoServer
+) -> None:
+    """--tls --ca-file reaches a server with that certificate; without the CA it is refused."""
+    args = [*program, "--addr", metadata_echo_server.tls_addr, "--file", str(corpus_clip.path),
+            "--fast", "--tls", "--token", "t"]  # fmt: skip
+    trusted = run_client([*args, "--ca-file", str(metadata_echo_server.ca_file)], env=ENV)
+    assert trusted.returncode == 1, trusted.describe()
+    assert trusted.error_line.startswith("error: UNAUTHENTICATED: authorization=Bearer t"), trusted.describe()
+    untrusted = run_client(args, env=ENV)
+    assert untrusted.returncode == 1, untrusted.describe()
+    assert untrusted.error_line.startswith("error: UNAVAILABLE: "), untrusted.describe()
 
 
 def _keys(value: Any) -> list[str]:
