@@ -45,14 +45,24 @@ async def test_empty_stream_is_rejected(standin: DeepgramStandIn) -> None:
 
 
 async def test_second_config_is_rejected_and_upstream_closed(standin: DeepgramStandIn) -> None:
+    """A second config mid-stream ends the call and drops the open upstream connection."""
+    started = asyncio.Event()
+
+    async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
+        yield pb.StreamTranscribeRequest(config=LINEAR16)
+        yield pb.StreamTranscribeRequest(audio=counter_audio(0, 1))
+        await started.wait()
+        yield pb.StreamTranscribeRequest(config=LINEAR16)
+
     async with running_gateway(standin.url) as gw:
-        error, _ = await expect_error(
-            gw.stub, [*requests(LINEAR16, counter_audio(0, 1)), pb.StreamTranscribeRequest(config=LINEAR16)]
-        )
-    assert error.code() == S.INVALID_ARGUMENT
-    assert "config may only be sent once" in (error.details() or "")
-    await wait_closed(standin.connections[0])
+        call = gw.stub.StreamTranscribe(reqs())
+        assert (await call.read()).WhichOneof("response") == "session_started"
+        started.set()
+        assert await call.code() == S.INVALID_ARGUMENT
+        assert "config may only be sent once" in (await call.details() or "")
+        await wait_closed(standin.connections[0], 5 * TIMING)
     assert standin.connections[0].closed.is_set()
+    assert {"type": "CloseStream"} not in standin.connections[0].texts
 
 
 async def test_invalid_option_is_rejected_before_any_upstream_connection(standin: DeepgramStandIn) -> None:

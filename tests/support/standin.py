@@ -223,8 +223,9 @@ class _Conversation:
             await self.ws.close(plan.close_code, plan.close_reason)
             return True
         if plan.stall_after_frames is not None and n > plan.stall_after_frames:
-            # Keep the socket open and read nothing more: an upstream that hangs.
-            await asyncio.Event().wait()
+            # Keep the socket open and read nothing more, until the peer gives up: an upstream that hangs.
+            await self.ws.wait_closed()
+            return True
         return False
 
     async def _transcribe(self, *, finalize: bool, from_finalize: bool = True) -> None:
