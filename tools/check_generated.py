@@ -19,11 +19,20 @@ def main() -> int:
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         subprocess.run(
             [
-                sys.executable, "-m", "grpc_tools.protoc", f"-I{PB_DIR}=proto",
-                f"--python_out={tmp}", f"--grpc_python_out={tmp}",
-                f"--mypy_out={tmp}", f"--mypy_grpc_out={tmp}", PROTO,
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{PB_DIR}=proto",
+                f"--python_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                f"--mypy_out={tmp}",
+                f"--mypy_grpc_out={tmp}",
+                PROTO,
             ],
-            cwd=ROOT, env=env, check=True, capture_output=True,
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         fresh = Path(tmp) / PB_DIR / "transcribe" / "v1"
         committed = ROOT / PB_DIR / "transcribe" / "v1"
