@@ -72,7 +72,6 @@ IGNORED_OPTIONS: Final = frozenset(
         "search",
         "replace",
         "tag",
-        "numerals",
         "dictation",
         "profanity_filter",
         "filler_words",
@@ -87,6 +86,7 @@ IGNORED_OPTIONS: Final = frozenset(
 
 MAX_CHANNELS: Final = 20
 _BOOLEAN_OPTIONS: Final = (
+    "numerals",
     "multichannel",
     "interim_results",
     "vad_events",
@@ -117,6 +117,7 @@ class ListenOptions:
     vad_events: bool = False
     punctuate: bool = False
     smart_format: bool = False
+    numerals: bool = False
     extra: tuple[tuple[str, str], ...] = ()
     ignored: tuple[str, ...] = ()  # options received that the engine does not act on
 
@@ -132,6 +133,11 @@ class ListenOptions:
     @property
     def formatted(self) -> bool:
         return self.punctuate or self.smart_format
+
+    @property
+    def digits(self) -> bool:
+        """Numbers as digits (Deepgram's numerals/smart_format); otherwise spelled out."""
+        return self.numerals or self.smart_format
 
 
 def parse_options(query: str) -> ListenOptions:

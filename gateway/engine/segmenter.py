@@ -56,6 +56,7 @@ class Window:
     is_final: bool
     speech_final: bool = False
     from_finalize: bool = False
+    speech_s: float = 0.0  # how much of the window the VAD called speech
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Segmenter:
         self._segment_has_speech = False
         self._audio_start = 0  # first sample worth decoding for the open window
         self._silence_run = 0
+        self._speech_samples = 0  # in the open window
         self._last_interim = 0
         self._segment_id = 0
         self._recent: deque[tuple[int, float]] = deque(maxlen=int(_HARD_CUT_LOOKBACK_S * RATE) // WINDOW)
@@ -114,6 +116,7 @@ class Segmenter:
         threshold = _SPEECH_OFF if self._in_speech else _SPEECH_ON
         if probability >= threshold:
             self._silence_run = 0
+            self._speech_samples += WINDOW
             if not self._in_speech:
                 self._in_speech = True
                 self._speech_starts.append(start)
@@ -176,6 +179,7 @@ class Segmenter:
             is_final=is_final,
             speech_final=speech_final,
             from_finalize=from_finalize,
+            speech_s=self._speech_samples / RATE,
         )
 
     def _close(self, end: int, *, speech_final: bool, from_finalize: bool = False) -> Window:
@@ -183,6 +187,7 @@ class Segmenter:
         self._cursor = end
         self._audio_start = end
         self._segment_has_speech = False
+        self._speech_samples = 0
         self._segment_id += 1
         self._last_interim = max(self._now, end)
         return window

@@ -45,6 +45,7 @@ from gateway.engine.audio import (
     SniffingDecoder,
 )
 from gateway.engine.config import EngineConfig
+from gateway.engine.numbers import spell_numbers
 from gateway.engine.protocol import (
     CloseCode,
     HandshakeError,
@@ -78,7 +79,10 @@ _DRAIN_TIMEOUT_S: Final = 2.0  # a container decoder that cannot catch up within
 _FLUSH_TIMEOUT_S: Final = 10.0
 _CALIBRATION_AUDIO_S: Final = 4.0
 _AVERAGE_SEGMENT_S: Final = 4.0  # typical speech segment between endpoints, for the load model
-_LOAD_BUDGET: Final = 0.85  # share of the decode workers admission may plan to use
+_LOAD_BUDGET: Final = 0.85
+# Whisper turns a fraction of a second of speech into "Thank you." or a stray letter; an interim
+# waits until there is enough to say something real.
+_MIN_INTERIM_SPEECH_S: Final = 0.5  # share of the decode workers admission may plan to use
 
 
 class DecodePool:
@@ -526,6 +530,8 @@ class _Channel:
         window = job.window
         if not window.has_speech or len(job.audio) == 0:
             return []
+        if not final and window.speech_s < _MIN_INTERIM_SPEECH_S:
+            return []
         priority = DecodePool.FINAL if final else DecodePool.INTERIM
         recognizer = self._recognizer
         audio = job.audio
@@ -651,6 +657,8 @@ class _Stream:
             self._on_decode_error(RuntimeError("client is not reading results"))
 
     def send_result(self, channel: int, window: Window, words: list[Word]) -> None:
+        if not self._options.digits:
+            words = spell_numbers(words)
         result = ResultWindow(
             channel=channel,
             channels=len(self._channels),

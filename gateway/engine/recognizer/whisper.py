@@ -12,6 +12,7 @@ import json
 import math
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,30 @@ from faster_whisper import WhisperModel
 
 from gateway.engine.protocol import ModelInfo, Word
 from gateway.engine.recognizer.base import ChannelRecognizer, RecognizerSettings
+
+# Whisper pads every input to 30 s, so the encoder (~80 % of a decode here) costs the same for a
+# 1 s interim as for a 30 s segment. Encoding only the content plus silence up to 10 s cut the
+# encoder time by ~5x for typical segments with the same corpus WER (measured: 12.4 % both
+# ways, beam 5 with word timestamps); shorter contexts made tiny.en loop on some clips.
+_MIN_ENCODER_FRAMES = 1000  # 10 s of 10 ms mel frames
+_TAIL_FRAMES = 100  # 1 s of trailing silence after the content
+_FULL_FRAMES = 3000
+
+
+class _ShortContextWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper is untyped
+    """faster-whisper with the encoder run on the content instead of a fixed 30 s window."""
+
+    def encode(self, features: npt.NDArray[np.float32]) -> Any:
+        # pad_or_trim() fills the window with exact zeros after the content; real log-mel
+        # frames are never all zero, so the content length can be read back from the array.
+        frames = features if features.ndim == 2 else features[0]
+        if features.ndim == 3 and features.shape[0] != 1:
+            return super().encode(features)
+        used = np.flatnonzero(np.any(frames != 0, axis=0))
+        content = int(used[-1]) + 1 if len(used) else 0
+        keep = min(_FULL_FRAMES, max(content + _TAIL_FRAMES, _MIN_ENCODER_FRAMES))
+        keep += keep % 2  # the encoder's stride-2 convolution wants an even length
+        return super().encode(np.ascontiguousarray(features[..., :keep]))
 
 
 def default_model_dir() -> Path:
@@ -33,7 +58,7 @@ class WhisperRecognizer:
         if not (directory / "model.bin").is_file():
             raise FileNotFoundError(f"{directory} is not a CTranslate2 Whisper model directory")
         self._settings = settings
-        self._model = WhisperModel(
+        self._model = _ShortContextWhisper(
             str(directory),
             device="cpu",
             compute_type="int8",
