@@ -8,6 +8,8 @@
   real-time pace, as an internet radio would; `.url` streams `corpus_clip`.
 - `metadata_echo_server`: a stand-in endpoint (plaintext and TLS) that answers UNAUTHENTICATED
   with the `authorization` metadata it got, to check `--token`, `--tls` and `--ca-file`.
+- `stalling_server`: a stand-in that never ends a call after the half-close, to check that a
+  second Ctrl+C cancels it.
 - `run_client`: runs a client program as a subprocess and returns its exit code and output;
   `interrupt_client`: the same, sending SIGINTs while it runs.
 
@@ -376,5 +378,57 @@ def metadata_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     server.start()
     try:
         yield EchoServer(f"127.0.0.1:{port}", f"127.0.0.1:{tls_port}", cert)
+    finally:
+        server.stop(None).wait()
+
+
+#: A serialized `StreamTranscribeResponse{session_started{session_id: "stall"}}`, written by hand
+#: so that no generated code is imported here.
+_SESSION_STARTED = b"\x0a\x07\x0a\x05stall"
+
+
+@dataclass
+class StallingServer:
+    """A stand-in `StreamTranscribe` endpoint that sends `session_started`, reads the audio, and
+    after the client's half-close never ends the call: only a client cancel ends it.
+
+    `half_closes` counts the calls whose request stream was half-closed; `cancels` those that
+    the client then cancelled.
+    """
+
+    addr: str
+    half_closes: int = 0
+    cancels: int = 0
+
+
+@pytest.fixture(scope="session")
+def stalling_server() -> Iterator[StallingServer]:
+    """Makes "a second Ctrl+C cancels the call" testable without racing the gateway's flush."""
+    stand_in = StallingServer(addr="")
+    lock = threading.Lock()
+
+    def stream_transcribe(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        yield _SESSION_STARTED
+        for _ in requests:
+            pass
+        with lock:
+            stand_in.half_closes += 1
+        deadline = time.monotonic() + 60
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not context.is_active():
+            with lock:
+                stand_in.cancels += 1
+
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService",
+        {"StreamTranscribe": grpc.stream_stream_rpc_method_handler(stream_transcribe)},
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    stand_in.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        yield stand_in
     finally:
         server.stop(None).wait()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient
+from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient, StallingServer
 
 #: They run the real gateway, which starts the embedded engine.
 pytestmark = pytest.mark.engine
@@ -154,14 +156,19 @@ def test_interrupt_ends_the_audio_and_prints_what_is_left(
     assert corpus_clip.recall(" ".join(finals)) < 0.9, run.describe()  # the audio was cut
 
 
-@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
-    client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
+    program: list[str], interrupt_client: InterruptClient, corpus_clip: Clip, stalling_server: StallingServer
 ) -> None:
-    """A second Ctrl+C while the last results are pending cancels the call: exit 130."""
-    run = interrupt_client([*client, "--file", str(corpus_clip.path)], after_s=[3.0, 0.2])
+    """The first Ctrl+C half-closes; a second one, while results are pending, cancels: exit 130."""
+    half_closes, cancels = stalling_server.half_closes, stalling_server.cancels
+    run = interrupt_client(
+        [*program, "--addr", stalling_server.addr, "--file", str(corpus_clip.path)],
+        after_s=[1.0, 0.5],
+    )
     assert run.returncode == 130, run.describe()
     assert run.error_line.startswith("error: CANCELLED: "), run.describe()
+    assert stalling_server.half_closes == half_closes + 1, run.describe()
+    assert _eventually(lambda: stalling_server.cancels == cancels + 1), run.describe()
 
 
 def test_token_is_sent_as_bearer_metadata(
@@ -190,6 +197,41 @@ def test_tls_trusts_the_ca_file(
     assert untrusted.error_line.startswith("error: UNAVAILABLE: "), untrusted.describe()
 
 
+def probe(run_client: RunClient, node: str, scenario: str, addr: str, clip: Clip) -> Any:
+    run = run_client([node, "e2e/probe.js", scenario, addr, str(clip.path)], cwd=NODE_DIR)
+    assert run.returncode == 0, run.describe()
+    return json.loads(run.stdout)
+
+
+def test_library_transcribe(
+    node_client: list[str], run_client: RunClient, live_gateway: str, corpus_clip: Clip
+) -> None:
+    """`transcribe()` yields session_started first, the results, then summary."""
+    report = probe(run_client, node_client[0], "transcribe", live_gateway, corpus_clip)
+    assert report["kinds"][0] == "session_started"
+    assert report["kinds"][-1] == "summary"
+    assert corpus_clip.recall(report["transcript"]) >= MIN_RECALL, report
+
+
+def test_library_raises_transcribe_error(
+    node_client: list[str], run_client: RunClient, live_gateway: str, corpus_clip: Clip
+) -> None:
+    """A rejected config throws TranscribeError carrying INVALID_ARGUMENT."""
+    report = probe(run_client, node_client[0], "error", live_gateway, corpus_clip)
+    assert report["status"] == "INVALID_ARGUMENT", report
+    assert "sample_rate" in report["details"], report
+
+
+def test_library_audio_failure_half_closes_then_throws(
+    node_client: list[str], run_client: RunClient, live_gateway: str, corpus_clip: Clip
+) -> None:
+    """An error thrown by the audio source ends the stream cleanly and is thrown after summary."""
+    report = probe(run_client, node_client[0], "audio_failure", live_gateway, corpus_clip)
+    assert report["raised"] == "microphone unplugged", report
+    assert report["kinds"][0] == "session_started"
+    assert report["kinds"][-1] == "summary"
+
+
 def _shape(value: Any) -> Any:
     """The keys of a JSON value, recursively, without its values."""
     if isinstance(value, dict):
@@ -199,3 +241,13 @@ def _shape(value: Any) -> Any:
     if isinstance(value, bool):
         return "bool"
     return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Polls `condition` (a stand-in's counter, updated on its own thread) until true or timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient
+from tests.clients.conftest import REPO, Clip, EchoServer, InterruptClient, RunClient, StallingServer
 
 #: They run the real gateway, which starts the embedded engine.
 pytestmark = pytest.mark.engine
@@ -145,14 +147,20 @@ def test_interrupt_ends_the_audio_and_prints_what_is_left(
     assert corpus_clip.recall(" ".join(finals)) < 0.9, run.describe()  # the audio was cut
 
 
-@pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
-    client: list[str], interrupt_client: InterruptClient, corpus_clip: Clip
+    program: list[str], interrupt_client: InterruptClient, corpus_clip: Clip, stalling_server: StallingServer
 ) -> None:
-    """A second Ctrl+C while the last results are pending cancels the call: exit 130."""
-    run = interrupt_client([*client, "--file", str(corpus_clip.path)], after_s=[3.0, 0.2], env=ENV)
+    """The first Ctrl+C half-closes; a second one, while results are pending, cancels: exit 130."""
+    half_closes, cancels = stalling_server.half_closes, stalling_server.cancels
+    run = interrupt_client(
+        [*program, "--addr", stalling_server.addr, "--file", str(corpus_clip.path)],
+        after_s=[1.0, 0.5],
+        env=ENV,
+    )
     assert run.returncode == 130, run.describe()
     assert run.error_line.startswith("error: CANCELLED: "), run.describe()
+    assert stalling_server.half_closes == half_closes + 1, run.describe()
+    assert _eventually(lambda: stalling_server.cancels == cancels + 1), run.describe()
 
 
 def test_async_helper(run_client: RunClient, venv_python: str, live_gateway: str, corpus_clip: Clip) -> None:
@@ -239,3 +247,13 @@ def _keys(value: Any) -> list[str]:
         if key not in ("modelInfo", "extra", "upstreamParams") or "name" in item:
             keys.extend(_keys(item))
     return keys
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Polls `condition` (a stand-in's counter, updated on its own thread) until true or timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -112,22 +112,28 @@ export async function* transcribe(addr, audio, config = {}, options = {}) {
   );
   // Errors are read through the async iterator; this keeps an unread 'error' from throwing.
   call.on('error', () => {});
+  // Aborted once the call is over, so that a write waiting for 'drain' gives up.
+  const over = new AbortController();
+  call.once('status', () => over.abort());
+  call.once('close', () => over.abort());
   const cancel = () => call.cancel();
   if (signal?.aborted) cancel();
   signal?.addEventListener('abort', cancel, { once: true });
   let audioError = null;
+  const send = async (request) => {
+    if (!call.write(request)) await once(call, 'drain', { signal: over.signal });
+  };
   const writing = (async () => {
     try {
-      if (!call.write({ config })) await once(call, 'drain');
+      await send({ config });
       for await (const chunk of audio) {
-        if (call.destroyed || call.writableEnded) return;
-        if (chunk.length === 0) continue;
-        if (!call.write({ audio: chunk })) await once(call, 'drain');
+        if (over.signal.aborted || call.writableEnded) return;
+        if (chunk.length > 0) await send({ audio: chunk });
       }
     } catch (err) {
-      audioError = err;
+      if (!over.signal.aborted) audioError = err; // else: the call ended, its status says why
     } finally {
-      if (!call.writableEnded) call.end();
+      if (!call.writableEnded && !over.signal.aborted) call.end();
     }
   })();
   let finished = false;
@@ -142,9 +148,11 @@ export async function* transcribe(addr, audio, config = {}, options = {}) {
   } finally {
     signal?.removeEventListener('abort', cancel);
     if (!finished) call.cancel();
-    await writing.catch(() => {});
+    over.abort();
     client.close();
   }
+  // The gateway ends a call with OK only after the half-close, so the writer is done by now.
+  await writing;
   if (audioError !== null) throw audioError;
 }
 

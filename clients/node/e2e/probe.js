@@ -1,0 +1,61 @@
+// Drives the library for tests/clients/test_node_client.py (outside test/, which `node --test` runs):
+// `node e2e/probe.js SCENARIO ADDR CLIP` runs one scenario against the gateway at ADDR with the
+// WAV file CLIP and prints one JSON object with what happened.
+
+import { readFileSync } from 'node:fs';
+
+import { parseWav, splitChunks } from '../lib/audio.js';
+import { TranscribeError, transcribe } from '../lib/client.js';
+
+function pcm(clip) {
+  const data = readFileSync(clip);
+  const wav = parseWav(data);
+  return { pcm: data.subarray(wav.dataOffset, wav.dataOffset + wav.dataSize), rate: wav.sampleRate };
+}
+
+const linear16 = (rate) => ({ encoding: 'AUDIO_ENCODING_LINEAR16', sample_rate: rate });
+
+function record(responses) {
+  const finals = responses
+    .filter((r) => r.response === 'result' && r.result.is_final && r.result.alternatives.length)
+    .map((r) => r.result.alternatives[0].transcript);
+  return { kinds: responses.map((r) => r.response), transcript: finals.join(' ') };
+}
+
+const scenarios = {
+  async transcribe(addr, clip) {
+    const { pcm: audio, rate } = pcm(clip);
+    const responses = [];
+    for await (const r of transcribe(addr, splitChunks(audio, rate / 10), linear16(rate))) {
+      responses.push(r);
+    }
+    return record(responses);
+  },
+  async error(addr, clip) {
+    const { pcm: audio } = pcm(clip);
+    try {
+      for await (const _ of transcribe(addr, splitChunks(audio, 3200), linear16(500000))) { /* none */ }
+    } catch (err) {
+      if (err instanceof TranscribeError) return { status: err.statusName, details: err.details };
+      throw err;
+    }
+    return { status: 'OK' };
+  },
+  async audio_failure(addr, clip) {
+    const { pcm: audio, rate } = pcm(clip);
+    async function* failing() {
+      yield* splitChunks(audio.subarray(0, rate * 2 * 2), rate / 10);
+      throw new Error('microphone unplugged');
+    }
+    const responses = [];
+    try {
+      for await (const r of transcribe(addr, failing(), linear16(rate))) responses.push(r);
+    } catch (err) {
+      return { ...record(responses), raised: err.message };
+    }
+    return { ...record(responses), raised: null };
+  },
+};
+
+const [scenario, addr, clip] = process.argv.slice(2);
+process.stdout.write(`${JSON.stringify(await scenarios[scenario](addr, clip))}\n`);
