@@ -44,7 +44,7 @@ proto-check: setup tools
 lint: setup
 	$(PY) -m ruff check gateway tests bench tools clients/python
 	$(PY) -m ruff format --check gateway tests bench tools clients/python
-	$(PY) -m mypy gateway tests
+	$(PY) -m mypy gateway tests bench clients/python
 
 ## test: everything CI runs (lint, generated-code check, the whole test suite).
 test: setup proto-check lint

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     retry_initial_backoff_s: float = Field(default=0.2, ge=0, description="First backoff between attempts.")
     retry_max_backoff_s: float = Field(default=5.0, ge=0, description="Longest backoff between attempts.")
     stall_timeout_s: float = Field(
-        default=15.0,
+        default=25.0,
         gt=0,
         description="Reconnect when the upstream answers nothing for this long while busy.",
     )
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024,
         ge=64 * 1024,
         description="Most uncommitted audio kept for replay, per session.",
+    )
+    replay_preroll_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Audio before the committed cursor also replayed after a reconnect, for context.",
     )
     backpressure_timeout_s: float = Field(
         default=10.0,

@@ -69,6 +69,7 @@ class GatewayServer:
             keepalive_interval_s=settings.keepalive_interval_s,
             stall_timeout_s=settings.stall_timeout_s,
             replay_buffer_bytes=settings.replay_buffer_bytes,
+            replay_preroll_s=settings.replay_preroll_s,
             backpressure_timeout_s=settings.backpressure_timeout_s,
             max_lead_s=settings.max_lead_s,
         )

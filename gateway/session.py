@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ from gateway.upstream.retry import RetryPolicy, connect_with_retry
 logger = logging.getLogger(__name__)
 
 _OUTPUT_QUEUE_SIZE = 256
+_REPLAY_ALIGNMENT_S = 0.16
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,9 @@ class SessionOptions:
     connect_timeout_s: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     keepalive_interval_s: float = 5.0
-    stall_timeout_s: float = 15.0
+    stall_timeout_s: float = 25.0
     replay_buffer_bytes: int = 8 * 1024 * 1024
+    replay_preroll_s: float = 1.0
     backpressure_timeout_s: float = 10.0
     max_lead_s: float | None = None
 
@@ -283,10 +286,8 @@ class Session:
 
     def _rewind(self) -> int:
         """Point the sender at the first uncommitted entry; returns the bytes it will resend."""
-        committed = self._timeline.committed_seconds
         if self._format is not None:
-            position = self._format.byte_offset(committed)
-            self._log.trim(position, before_seq=self._log.end_seq)
+            self._log.trim(self._replay_position(), before_seq=self._log.end_seq)
             self._timeline.start_connection(self._format.seconds(self._log.start_position))
         # Containerised audio is resent from its first byte; the timeline drops what repeats.
         resent = sum(
@@ -383,9 +384,21 @@ class Session:
 
     def _commit(self) -> None:
         if self._format is not None:
-            position = self._format.byte_offset(self._timeline.committed_seconds)
-            self._log.trim(position, before_seq=self._next_seq)
+            self._log.trim(self._replay_position(), before_seq=self._next_seq)
         self._progress.set()
+
+    def _replay_position(self) -> int:
+        """Where a replay starts: a little before the committed cursor, so that the new
+        connection hears the first uncommitted words in context; the timeline drops the words
+        this repeats."""
+        assert self._format is not None
+        start = max(self._timeline.committed_seconds - self._options.replay_preroll_s, 0.0)
+        # Recognisers analyse audio in fixed frames counted from the connection's first byte
+        # (10, 20, 32 ms...). Starting the replay on a common multiple of those frame sizes
+        # puts the new connection's frames where the old one's were, so the same audio is
+        # heard the same way and transcribed with the same words.
+        start = math.floor(start / _REPLAY_ALIGNMENT_S + 1e-9) * _REPLAY_ALIGNMENT_S
+        return self._format.byte_offset(start)
 
     async def _emit(self, **response: object) -> None:
         await self._output.put(pb.StreamTranscribeResponse(**response))  # type: ignore[arg-type]

@@ -46,13 +46,20 @@ class UpstreamConnection:
         try:
             await self._ws.send(data)
         except ConnectionClosed as exc:
-            raise self._closed(exc) from exc
+            raise await self._closed_while_sending() from exc
 
     async def send_text(self, text: str) -> None:
         try:
             await self._ws.send(text)
         except ConnectionClosed as exc:
-            raise self._closed(exc) from exc
+            raise await self._closed_while_sending() from exc
+
+    async def _closed_while_sending(self) -> UpstreamClosedError:
+        # A send can fail before the upstream's close frame has been read; the close code
+        # decides whether to retry (1008 must not be), so wait for the closing to finish.
+        await self._ws.wait_closed()
+        code = self._ws.close_code
+        return UpstreamClosedError(code, self._ws.close_reason or "", self.request_id)
 
     async def recv(self) -> str | bytes:
         """The next message; raises UpstreamClosedError when the connection ends, normally or not."""

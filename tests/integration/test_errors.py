@@ -18,7 +18,7 @@ from tests.support.standin import DeepgramStandIn, Plan, counter_audio, wait_clo
 S = grpc.StatusCode
 
 
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
@@ -30,7 +30,7 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
 
 async def test_first_message_must_be_config(standin: DeepgramStandIn) -> None:
     async with running_gateway(standin.url) as gw:
-        error, received = await expect_error(gw.stub, [pb.StreamTranscribeRequest(audio=b"\0\0")])
+        error, received = await expect_error(gw, [pb.StreamTranscribeRequest(audio=b"\0\0")])
     assert error.code() == S.INVALID_ARGUMENT
     assert error.details() == "the first request must carry config, got audio"
     assert received == []
@@ -39,7 +39,7 @@ async def test_first_message_must_be_config(standin: DeepgramStandIn) -> None:
 
 async def test_empty_stream_is_rejected(standin: DeepgramStandIn) -> None:
     async with running_gateway(standin.url) as gw:
-        error, _ = await expect_error(gw.stub, [])
+        error, _ = await expect_error(gw, [])
     assert error.code() == S.INVALID_ARGUMENT
     assert "ended before its config" in (error.details() or "")
 
@@ -68,7 +68,7 @@ async def test_second_config_is_rejected_and_upstream_closed(standin: DeepgramSt
 async def test_invalid_option_is_rejected_before_any_upstream_connection(standin: DeepgramStandIn) -> None:
     config = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=500_000)
     async with running_gateway(standin.url) as gw:
-        error, _ = await expect_error(gw.stub, requests(config))
+        error, _ = await expect_error(gw, requests(config))
     assert error.code() == S.INVALID_ARGUMENT
     assert error.details() == "config.sample_rate: 500000 Hz is above the 192000 Hz maximum"
     info = error_info(error)
@@ -83,7 +83,7 @@ async def test_upstream_400_is_invalid_argument_with_deepgrams_message() -> None
     )
     async with DeepgramStandIn([Plan(reject_status=400, reject_body=body)]) as standin:
         async with running_gateway(standin.url) as gw:
-            error, received = await expect_error(gw.stub, requests(pb.StreamingConfig(model="nova-99")))
+            error, received = await expect_error(gw, requests(pb.StreamingConfig(model="nova-99")))
     assert error.code() == S.INVALID_ARGUMENT
     details = error.details() or ""
     assert "No such model/language/tier combination found." in details
@@ -98,7 +98,7 @@ async def test_upstream_rejecting_the_key_is_failed_precondition_without_the_key
         body = f'{{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials: {TEST_KEY}"}}'
         async with DeepgramStandIn([Plan(reject_status=status, reject_body=body)]) as standin:
             async with running_gateway(standin.url) as gw:
-                error, _ = await expect_error(gw.stub, requests(LINEAR16))
+                error, _ = await expect_error(gw, requests(LINEAR16))
         assert error.code() == S.FAILED_PRECONDITION
         details = error.details() or ""
         assert "credentials" in details
@@ -115,7 +115,7 @@ async def test_undecodable_audio_is_invalid_argument() -> None:
     )
     async with DeepgramStandIn([plan]) as standin:
         async with running_gateway(standin.url) as gw:
-            error, received = await expect_error(gw.stub, requests(pb.StreamingConfig(), b"not audio at all"))
+            error, received = await expect_error(gw, requests(pb.StreamingConfig(), b"not audio at all"))
     assert error.code() == S.INVALID_ARGUMENT
     assert "DATA-0000" in (error.details() or "")
     assert standin.handshakes == 1, "bad audio is not retried"
@@ -149,6 +149,6 @@ async def test_client_cancel_closes_the_upstream_at_once(standin: DeepgramStandI
 
 async def test_control_without_command_is_rejected(standin: DeepgramStandIn) -> None:
     async with running_gateway(standin.url) as gw:
-        error, _ = await expect_error(gw.stub, requests(LINEAR16, pb.Control()))
+        error, _ = await expect_error(gw, requests(LINEAR16, pb.Control()))
     assert error.code() == S.INVALID_ARGUMENT
     assert "control request has no command" in (error.details() or "")

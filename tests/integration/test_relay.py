@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.integration.conftest import LINEAR16, TEST_KEY, chunks, collect, requests, running_gateway, words
-from tests.support.standin import BLOCK_BYTES, DeepgramStandIn, Plan, counter_audio
+from tests.support.standin import BLOCK_BYTES, BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
 
 
 async def test_wav_audio_reaches_upstream_byte_for_byte(standin: DeepgramStandIn, corpus: Path) -> None:
@@ -36,13 +36,13 @@ async def test_session_started_first_summary_last(standin: DeepgramStandIn) -> N
     assert first.session_started.session_id
     assert first.session_started.config == LINEAR16
     assert last.WhichOneof("response") == "summary"
-    assert last.summary.audio_received_seconds == 2.0
-    assert last.summary.audio_relayed_seconds == 2.0
+    assert last.summary.audio_received_seconds == 20 * BLOCK_SECONDS
+    assert last.summary.audio_relayed_seconds == 20 * BLOCK_SECONDS
     assert list(last.summary.upstream_request_ids) == [upstream.request_id]
     assert last.summary.reconnect_count == 0
     [metadata] = last.summary.upstream_metadata
     assert metadata.request_id == upstream.request_id
-    assert metadata.duration_seconds == 2.0
+    assert metadata.duration_seconds == 20 * BLOCK_SECONDS
     assert [w.word for w in words(responses)] == [f"w{i}" for i in range(20)]
 
 
@@ -110,5 +110,5 @@ async def test_empty_audio_chunks_are_ignored(standin: DeepgramStandIn) -> None:
 
 
 async def test_block_size_matches_counter_audio() -> None:
-    """The counter audio helper makes 0.1 s blocks of 16 kHz linear16."""
-    assert len(counter_audio(0, 3)) == 3 * BLOCK_BYTES == 9600
+    """The counter audio helper makes blocks of 16 kHz linear16."""
+    assert len(counter_audio(0, 3)) == 3 * BLOCK_BYTES == 3 * 2 * 16000 * BLOCK_SECONDS

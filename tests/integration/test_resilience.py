@@ -1,7 +1,7 @@
 """Upstream failures: retries, replay without losing or repeating a word, one time base, bounds.
 
-Counter audio (see tests.support.standin) makes every transcript exact: block k of 0.1 s is the
-word ``w<k>`` at [k/10, (k+1)/10) seconds, so a lost, repeated or mistimed word is visible.
+Counter audio (see tests.support.standin) makes every transcript exact: block k is the word
+``w<k>`` at [k, k+1) x BLOCK_SECONDS, so a lost, repeated or mistimed word is visible.
 """
 
 from __future__ import annotations
@@ -10,12 +10,20 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.conftest import TIMING
 from tests.integration.conftest import LINEAR16, collect, expect_error, requests, running_gateway, words
-from tests.support.standin import BLOCK_BYTES, DeepgramStandIn, Plan, counter_audio, wait_closed
+from tests.support.standin import (
+    BLOCK_BYTES,
+    BLOCK_SECONDS,
+    DeepgramStandIn,
+    Plan,
+    counter_audio,
+    wait_closed,
+)
 
 S = grpc.StatusCode
 BLOCKS = 40
@@ -32,17 +40,21 @@ def assert_exact_transcript(responses: list[pb.StreamTranscribeResponse], blocks
     got = words(responses)
     assert [w.word for w in got] == [f"w{k}" for k in range(blocks)]
     for k, word in enumerate(got):
-        assert (word.start_seconds, word.end_seconds) == (round(k * 0.1, 6), round((k + 1) * 0.1, 6)), word
+        assert (word.start_seconds, word.end_seconds) == (at(k), at(k + 1)), word
     results = [r.result for r in responses if r.WhichOneof("response") == "result"]
     starts = [r.start_seconds for r in results]
     assert starts == sorted(starts), "result times go backwards"
+
+
+def at(block: int) -> float:
+    return round(block * BLOCK_SECONDS, 6)
 
 
 def events(responses: list[pb.StreamTranscribeResponse]) -> list[pb.UpstreamEvent]:
     return [r.upstream_event for r in responses if r.WhichOneof("response") == "upstream_event"]
 
 
-def resume_point(error: grpc.aio.AioRpcError) -> pb.ResumePoint:
+def resume_point(error: grpc.RpcError) -> pb.ResumePoint:
     status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
@@ -61,24 +73,34 @@ async def test_close_1011_mid_stream_replays_without_loss_or_repeat() -> None:
     reconnecting, reconnected = events(responses)
     assert reconnecting.reconnecting.attempt == 1
     assert reconnecting.reconnecting.reason == "close 1011"
-    assert reconnecting.reconnecting.committed_seconds == 1.0
+    assert reconnecting.reconnecting.committed_seconds == at(10)
     assert reconnected.reconnected.upstream_request_id == standin.connections[1].request_id
     assert reconnected.reconnected.attempts == 1
-    # The second connection starts exactly at the committed cursor (block 10).
-    assert standin.connections[1].audio.startswith(counter_audio(10, 1))
+    # The second connection starts a second (the default pre-roll) or more before the cursor.
+    assert standin.connections[1].audio.startswith(counter_audio(0, 1))
     summary = responses[-1].summary
     assert summary.reconnect_count == 1
     assert list(summary.upstream_request_ids) == [c.request_id for c in standin.connections]
-    assert summary.audio_received_seconds == 4.0
+    assert summary.audio_received_seconds == at(BLOCKS)
     assert summary.audio_replayed_seconds == reconnected.reconnected.replayed_audio_seconds > 0
-    assert summary.audio_relayed_seconds == round(4.0 + summary.audio_replayed_seconds, 6)
+    assert summary.audio_relayed_seconds == round(at(BLOCKS) + summary.audio_replayed_seconds, 6)
 
 
-async def test_dropped_tcp_connections_many_times() -> None:
+async def test_replay_starts_exactly_at_the_cursor_without_preroll() -> None:
+    """With no pre-roll, the new connection gets exactly the uncommitted audio."""
+    async with DeepgramStandIn([Plan(close_after_frames=12)]) as standin:
+        async with running_gateway(standin.url, replay_preroll_s=0) as gw:
+            responses = await collect(gw.stub, counter_requests())
+    assert_exact_transcript(responses)
+    assert standin.connections[1].audio.startswith(counter_audio(10, 1))
+
+
+@pytest.mark.parametrize("preroll", [0.0, 0.35, 1.0])
+async def test_dropped_tcp_connections_many_times(preroll: float) -> None:
     """Five abrupt TCP drops (1006) at different points: still every word once, in time."""
     plans = [Plan(drop_after_frames=n) for n in (3, 7, 1, 9, 4)]
     async with DeepgramStandIn(plans) as standin:
-        async with running_gateway(standin.url) as gw:
+        async with running_gateway(standin.url, replay_preroll_s=preroll) as gw:
             responses = await collect(gw.stub, counter_requests())
     assert_exact_transcript(responses)
     assert [e.reconnecting.reason for e in events(responses) if e.HasField("reconnecting")] == [
@@ -104,22 +126,22 @@ async def test_retries_exhausted_is_unavailable_with_the_resume_point() -> None:
     plans = [Plan(close_after_frames=12)] + [Plan(reject_status=503)] * 10
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, retry_max_attempts=3) as gw:
-            error, received = await expect_error(gw.stub, counter_requests())
+            error, received = await expect_error(gw, counter_requests())
     assert error.code() == S.UNAVAILABLE
     assert "HTTP 503" in (error.details() or "")
     assert "after 3 attempts" in (error.details() or "")
     assert standin.handshakes == 1 + 3
     point = resume_point(error)
-    assert point.committed_seconds == 1.0
+    assert point.committed_seconds == at(10)
     assert point.committed_bytes == 10 * BLOCK_BYTES
-    assert point.received_seconds == 4.0
+    assert point.received_seconds == at(BLOCKS)
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(10)]
 
 
 async def test_429_after_retries_is_resource_exhausted() -> None:
     async with DeepgramStandIn(default=Plan(reject_status=429)) as standin:
         async with running_gateway(standin.url, retry_max_attempts=4) as gw:
-            error, _ = await expect_error(gw.stub, counter_requests(5))
+            error, _ = await expect_error(gw, counter_requests(5))
     assert error.code() == S.RESOURCE_EXHAUSTED
     assert standin.handshakes == 4
 
@@ -134,7 +156,7 @@ async def test_retry_budget_is_bounded_in_time() -> None:
             retry_initial_backoff_s=0.05,
             retry_max_backoff_s=0.1,
         ) as gw:
-            error, _ = await expect_error(gw.stub, counter_requests(5))
+            error, _ = await expect_error(gw, counter_requests(5))
     assert error.code() == S.UNAVAILABLE
     assert 2 <= standin.handshakes < 100
 
@@ -150,7 +172,7 @@ async def test_non_retryable_failures_are_not_retried() -> None:
     for plan, code in cases:
         async with DeepgramStandIn(default=plan) as standin:
             async with running_gateway(standin.url) as gw:
-                error, _ = await expect_error(gw.stub, counter_requests(5))
+                error, _ = await expect_error(gw, counter_requests(5))
         assert error.code() == code, plan
         assert standin.handshakes == 1, plan
 
@@ -159,7 +181,7 @@ async def test_401_after_a_reconnect_ends_the_stream() -> None:
     """A key revoked mid-session: the reconnect's 401 is final, not retried."""
     async with DeepgramStandIn([Plan(close_after_frames=5), Plan(reject_status=401)]) as standin:
         async with running_gateway(standin.url) as gw:
-            error, received = await expect_error(gw.stub, counter_requests(20))
+            error, received = await expect_error(gw, counter_requests(20))
     assert error.code() == S.FAILED_PRECONDITION
     assert standin.handshakes == 2
     assert [e.WhichOneof("event") for e in events(received)] == ["reconnecting"]
@@ -169,7 +191,7 @@ async def test_flapping_upstream_spends_one_budget() -> None:
     """Connections that open and die before answering anything count against the same budget."""
     async with DeepgramStandIn(default=Plan(drop_after_frames=0)) as standin:
         async with running_gateway(standin.url, retry_max_attempts=4) as gw:
-            error, _ = await expect_error(gw.stub, counter_requests(5))
+            error, _ = await expect_error(gw, counter_requests(5))
     assert error.code() == S.UNAVAILABLE
     assert standin.handshakes == 4
 
@@ -189,7 +211,7 @@ async def test_full_replay_buffer_holds_the_client_then_gives_up() -> None:
         async with running_gateway(
             standin.url, replay_buffer_bytes=64 * 1024, backpressure_timeout_s=0.3
         ) as gw:
-            error, _ = await expect_error(gw.stub, counter_requests(100))
+            error, _ = await expect_error(gw, counter_requests(100))
     assert error.code() == S.RESOURCE_EXHAUSTED
     assert "real-time pace" in (error.details() or "")
     assert len(standin.connections[0].audio) <= 64 * 1024 + BLOCK_BYTES
@@ -256,7 +278,7 @@ async def test_containerised_audio_past_the_buffer_cannot_be_replayed() -> None:
     plans = [Plan(close_after_frames=30)]
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, replay_buffer_bytes=64 * 1024) as gw:
-            error, received = await expect_error(gw.stub, counter_requests(config=pb.StreamingConfig()))
+            error, received = await expect_error(gw, counter_requests(config=pb.StreamingConfig()))
     assert error.code() == S.UNAVAILABLE
     assert "cannot be replayed" in (error.details() or "")
     assert standin.handshakes == 1
@@ -268,10 +290,10 @@ async def test_resuming_with_an_offset_keeps_one_time_base() -> None:
     """A client resuming a failed stream with start_offset_seconds gets times on the old base."""
     config = pb.StreamingConfig()
     config.CopyFrom(LINEAR16)
-    config.start_offset_seconds = 1.0
+    config.start_offset_seconds = at(10)
     async with DeepgramStandIn() as standin:
         async with running_gateway(standin.url) as gw:
             responses = await collect(gw.stub, requests(config, counter_audio(10, 5)))
     got = words(responses)
-    assert [(w.word, w.start_seconds) for w in got] == [(f"w{k}", round(k * 0.1, 6)) for k in range(10, 15)]
+    assert [(w.word, w.start_seconds) for w in got] == [(f"w{k}", at(k)) for k in range(10, 15)]
     await wait_closed(standin.connections[0])

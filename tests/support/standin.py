@@ -6,7 +6,7 @@ scripted messages, transcribe "counter audio", close with a code, drop the TCP c
 stall.
 
 Counter audio makes transcripts checkable across reconnects: the client sends 16-bit PCM in
-blocks of ``block_bytes`` whose samples all hold the block's number; the stand-in answers each
+blocks of ``BLOCK_SECONDS`` whose samples all hold the block's number; the stand-in answers each
 block with the word ``w<number>``, timed from the start of *its own* connection, as Deepgram
 does. A gap or a repeated word in what the gateway delivers is then visible and exact.
 """
@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 SAMPLE_RATE = 16_000
-BLOCK_SECONDS = 0.1
+BLOCK_SECONDS = 0.08  # divides the gateway's replay alignment (0.16 s)
 BLOCK_BYTES = int(SAMPLE_RATE * BLOCK_SECONDS) * 2
 NET0001 = (
     "Deepgram did not receive audio data or a text message within the timeout window. "
@@ -55,7 +55,7 @@ class Plan:
     on_close_stream: list[str] = field(default_factory=list)
     # Answer counter audio with words.
     transcribe: bool = True
-    # Final result every this many blocks (1 block = 0.1 s).
+    # Final result every this many blocks.
     blocks_per_result: int = 5
     # Fault injection, counted in binary frames received on this connection.
     close_after_frames: int | None = None
