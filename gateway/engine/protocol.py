@@ -419,6 +419,11 @@ def _confidence(value: float) -> float:
 _STRIP_CHARS: Final = "\"'.,!?;:()[]{}\u201c\u201d\u2018\u2019\u00bf\u00a1\u2026-"
 
 
+def has_letters(text: str) -> bool:
+    """False for tokens that are punctuation only, which Deepgram never reports as words."""
+    return any(ch.isalnum() for ch in text)
+
+
 def plain_word(text: str) -> str:
     """Deepgram's ``word``: lowercase, no surrounding punctuation."""
     stripped = text.strip().strip(_STRIP_CHARS)

@@ -79,10 +79,13 @@ _DRAIN_TIMEOUT_S: Final = 2.0  # a container decoder that cannot catch up within
 _FLUSH_TIMEOUT_S: Final = 10.0
 _CALIBRATION_AUDIO_S: Final = 4.0
 _AVERAGE_SEGMENT_S: Final = 4.0  # typical speech segment between endpoints, for the load model
-_LOAD_BUDGET: Final = 0.85
+_LOAD_BUDGET: Final = 0.75
 # Whisper turns a fraction of a second of speech into "Thank you." or a stray letter; an interim
 # waits until there is enough to say something real.
-_MIN_INTERIM_SPEECH_S: Final = 0.5  # share of the decode workers admission may plan to use
+_MIN_INTERIM_SPEECH_S: Final = 0.5
+# Likewise a final whose window holds only a breath or a click ("thank you very much").
+_MIN_FINAL_SPEECH_S: Final = 0.25
+_LEFT_CONTEXT_S: Final = 1.0  # share of the decode workers admission may plan to use
 
 
 class DecodePool:
@@ -416,6 +419,11 @@ class _AudioBuffer:
     def total(self) -> int:
         return self._total
 
+    @property
+    def first(self) -> int:
+        """Absolute index of the oldest sample still kept."""
+        return self._start
+
     def append(self, samples: Samples) -> None:
         if len(samples):
             self._chunks.append(samples)
@@ -441,6 +449,7 @@ class _AudioBuffer:
 class _Job:
     window: Window
     audio: Samples
+    audio_start: float  # stream time of audio[0]
 
 
 class _Channel:
@@ -470,7 +479,7 @@ class _Channel:
         self.audio.append(samples)
         self._handle(self.segmenter.advance(self._vad.push(samples)))
         # Keep a little before the open window for the next decode; drop the rest.
-        self.audio.trim(int(self.segmenter.keep_from * SAMPLE_RATE) - SAMPLE_RATE)
+        self.audio.trim(int((self.segmenter.keep_from - _LEFT_CONTEXT_S) * SAMPLE_RATE) - SAMPLE_RATE)
 
     def finalize(self, *, from_finalize: bool) -> None:
         window = self.segmenter.finalize(self.audio.total)
@@ -486,7 +495,7 @@ class _Channel:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Window):
-                job = _Job(event, self._audio_for(event))
+                job = self._job(event)
                 if event.is_final:
                     self._finals.append(job)
                     self._interim = None
@@ -498,12 +507,14 @@ class _Channel:
             elif isinstance(event, UtteranceEnd):
                 self._stream.on_utterance_end(self.index, event.last_word_end)
 
-    def _audio_for(self, window: Window) -> Samples:
+    def _job(self, window: Window) -> _Job:
         if not window.has_speech:
-            return np.zeros(0, np.float32)
-        start = round(window.audio_start * SAMPLE_RATE)
+            return _Job(window, np.zeros(0, np.float32), window.audio_start)
+        # Whisper hallucinates on a lone short word cut at its onset; a second of the audio
+        # before the window gives it context, and words from there are dropped again.
+        start = max(round((window.audio_start - _LEFT_CONTEXT_S) * SAMPLE_RATE), self.audio.first)
         end = round(window.end * SAMPLE_RATE)
-        return self.audio.slice(start, end)
+        return _Job(window, self.audio.slice(start, end), start / SAMPLE_RATE)
 
     async def run(self) -> None:
         while True:
@@ -530,7 +541,7 @@ class _Channel:
         window = job.window
         if not window.has_speech or len(job.audio) == 0:
             return []
-        if not final and window.speech_s < _MIN_INTERIM_SPEECH_S:
+        if window.speech_s < (_MIN_FINAL_SPEECH_S if final else _MIN_INTERIM_SPEECH_S):
             return []
         priority = DecodePool.FINAL if final else DecodePool.INTERIM
         recognizer = self._recognizer
@@ -539,7 +550,7 @@ class _Channel:
             priority,
             lambda: recognizer.decode(audio, segment_id=window.segment_id, final=final),
         )
-        return _place_words(words, window)
+        return _place_words(words, window, job.audio_start)
 
     def release(self) -> None:
         self._recognizer.close()
@@ -558,12 +569,15 @@ def _replace_finalize(window: Window) -> Window:
     )
 
 
-def _place_words(words: list[Word], window: Window) -> list[Word]:
-    """Shift decoder times to stream times and keep them inside the reported window."""
+def _place_words(words: list[Word], window: Window, offset: float) -> list[Word]:
+    """Shift decoder times to stream times; keep the window's own words, inside the window."""
     placed: list[Word] = []
     for word in words:
-        start = min(max(window.audio_start + word.start, window.start), window.end)
-        end = min(max(window.audio_start + word.end, start), window.end)
+        start, end = offset + word.start, offset + word.end
+        if (start + end) / 2 < window.start or not protocol.has_letters(word.text):
+            continue  # context from the previous window, or punctuation on its own
+        start = min(max(start, window.start), window.end)
+        end = min(max(end, start), window.end)
         placed.append(Word(word.text, start, end, word.confidence))
     return placed
 

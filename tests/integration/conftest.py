@@ -93,7 +93,7 @@ async def expect_error(
             stub = pb_grpc.TranscribeServiceStub(channel)
             try:
                 for response in stub.StreamTranscribe(iter(requests_list)):
-                    received.append(response)  # noqa: PERF401
+                    received.append(response)  # noqa: PERF402
             except grpc.RpcError as exc:
                 return exc
         raise AssertionError("the call succeeded")
