@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import types
 import typing
@@ -18,17 +19,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway import __version__
+from gateway import __version__, logs
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.server import GatewayServer
 
-_SECRET_FIELDS = frozenset({"deepgram_api_key"})
+# Secrets come from the environment only, never from argv (visible in process lists).
+_SECRET_FIELDS = frozenset({"deepgram_api_key", "auth_tokens"})
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level)
+    logs.configure(args.log_level, args.log_format)
     try:
         args.run(args)
     except KeyboardInterrupt:
@@ -126,18 +129,40 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run_serve(args: argparse.Namespace) -> None:
-    from gateway.server import GatewayServer
-
     settings = _settings(args)
 
     async def serve() -> None:
         async with GatewayServer(settings) as server:
-            await server.wait_for_termination()
+            await _until_signalled(server)
 
     try:
         asyncio.run(serve())
     except GatewayError as exc:
         _fail(str(exc))
+
+
+async def _until_signalled(server: GatewayServer) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; a second signal stops at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            logging.getLogger(__name__).warning("second signal: stopping without waiting")
+            main.cancel()
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    terminated = asyncio.create_task(server.wait_for_termination())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait((terminated, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        await server.drain()
+    terminated.cancel()
+    stopping.cancel()
 
 
 def _run_engine(args: argparse.Namespace) -> None:
@@ -153,12 +178,6 @@ def _run_demo(args: argparse.Namespace) -> None:
         asyncio.run(run_demo(args.file, fast=args.fast))
     except GatewayError as exc:
         _fail(str(exc))
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 def _fail(message: str) -> typing.NoReturn:

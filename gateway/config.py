@@ -42,6 +42,38 @@ class Settings(BaseSettings):
     ready_file: Path | None = Field(
         default=None, description="Write the bound HOST:PORT to this file once serving."
     )
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain: serve TLS.")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of --tls-cert-file.")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle: require client certificates signed by it (mTLS)."
+    )
+    auth_tokens_file: Path | None = Field(
+        default=None, description="File of accepted client bearer tokens, one per line ('#' comments)."
+    )
+    auth_tokens: str | None = Field(
+        default=None, repr=False, description="Accepted client bearer tokens, comma-separated."
+    )
+    metrics_listen: str | None = Field(
+        default=None, description="Serve Prometheus metrics at http://HOST:PORT/metrics."
+    )
+    # --- limits
+    max_streams: int = Field(
+        default=1000, ge=1, description="Most concurrent streams; more are refused with RESOURCE_EXHAUSTED."
+    )
+    max_session_s: float = Field(
+        default=4 * 3600.0, gt=0, description="Longest stream; then it is finalised and ends OUT_OF_RANGE."
+    )
+    client_idle_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="End a stream (finalised, DEADLINE_EXCEEDED) when its client sends nothing this long.",
+    )
+    max_message_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request message (an audio chunk) accepted."
+    )
+    drain_grace_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long open streams get to finish."
+    )
     # --- upstream behaviour
     keepalive_interval_s: float = Field(
         default=5.0,
@@ -92,9 +124,11 @@ class Settings(BaseSettings):
         default=None, description="A CTranslate2 Whisper model directory for the embedded engine."
     )
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _check_listen(cls, value: str) -> str:
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
@@ -114,10 +148,29 @@ class Settings(BaseSettings):
         return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
     @model_validator(mode="after")
-    def _check_backoff(self) -> Settings:
+    def _check_consistency(self) -> Settings:
         if self.retry_max_backoff_s < self.retry_initial_backoff_s:
             raise ValueError("retry_max_backoff_s must be at least retry_initial_backoff_s")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_tokens_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        if (self.auth_tokens_file or self.auth_tokens) and not self.client_tokens:
+            raise ValueError("client authentication is configured but no token was given")
         return self
+
+    @property
+    def client_tokens(self) -> frozenset[str]:
+        """Accepted client bearer tokens; empty means no client authentication."""
+        tokens = [t.strip() for t in (self.auth_tokens or "").split(",")]
+        if self.auth_tokens_file is not None:
+            lines = self.auth_tokens_file.read_text().splitlines()
+            tokens += [line.strip() for line in lines if not line.lstrip().startswith("#")]
+        return frozenset(t for t in tokens if t)
 
     @property
     def relay_url(self) -> str | None:

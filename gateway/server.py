@@ -3,6 +3,7 @@ engine when no upstream is configured."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -12,17 +13,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.service import TranscribeServicer
+from gateway.metrics import Metrics, serve_metrics
+from gateway.service import SERVICE_NAME, Availability, TranscribeServicer
 from gateway.session import SessionOptions
 from gateway.upstream.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TranscribeService"].full_name
 
 
 class StartupError(GatewayError):
@@ -34,10 +34,13 @@ class GatewayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.metrics = Metrics()
         self._stack = contextlib.AsyncExitStack()
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._servicer: TranscribeServicer | None = None
+        self._availability = Availability(health.aio.HealthServicer())
         self.port = 0
+        self.metrics_port = 0
         self.upstream_url = ""
 
     @property
@@ -72,10 +75,19 @@ class GatewayServer:
             replay_preroll_s=settings.replay_preroll_s,
             backpressure_timeout_s=settings.backpressure_timeout_s,
             max_lead_s=settings.max_lead_s,
+            max_session_s=settings.max_session_s,
+            client_idle_timeout_s=settings.client_idle_timeout_s,
         )
-        server = grpc.aio.server()
-        pb_grpc.add_TranscribeServiceServicer_to_server(TranscribeServicer(options), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        tokens = settings.client_tokens
+        server = grpc.aio.server(
+            interceptors=[BearerTokenInterceptor(tokens)] if tokens else None,
+            options=_grpc_options(settings),
+        )
+        self._servicer = TranscribeServicer(
+            options, self.metrics, self._availability, max_streams=settings.max_streams
+        )
+        pb_grpc.add_TranscribeServiceServicer_to_server(self._servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._availability.health, server)
         reflection.enable_server_reflection(
             (
                 SERVICE_NAME,
@@ -85,15 +97,38 @@ class GatewayServer:
             server,
         )
         try:
-            self.port = server.add_insecure_port(settings.listen)
+            credentials = _server_credentials(settings)
+            if credentials is None:
+                self.port = server.add_insecure_port(settings.listen)
+            else:
+                self.port = server.add_secure_port(settings.listen, credentials)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
         await server.start()
         self._server = server
         self._stack.push_async_callback(server.stop, None)
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("serving %s on %s, relaying to %s", SERVICE_NAME, self.address, self.upstream_url)
+        await self._availability.update()
+        if settings.metrics_listen is not None:
+            host, _, port = settings.metrics_listen.rpartition(":")
+            try:
+                metrics_server = await serve_metrics(self.metrics, host, int(port))
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from exc
+            self.metrics_port = metrics_server.sockets[0].getsockname()[1]
+            self._stack.push_async_callback(metrics_server.wait_closed)
+            self._stack.callback(metrics_server.close)
+        security = "TLS" if credentials else "plaintext"
+        if settings.tls_client_ca_file:
+            security = "mutual TLS"
+        auth = f"{len(tokens)} client token(s)" if tokens else "no client authentication"
+        logger.info(
+            "serving %s on %s (%s, %s), relaying to %s",
+            SERVICE_NAME,
+            self.address,
+            security,
+            auth,
+            self.upstream_url,
+        )
         if settings.ready_file is not None:
             _write_atomically(settings.ready_file, self.address)
 
@@ -111,19 +146,56 @@ class GatewayServer:
         )
         await self._stack.enter_async_context(engine)
         logger.info("no Deepgram key or upstream URL: using the embedded engine at %s", engine.url)
-        return engine.url
+        return str(engine.url)
+
+    async def drain(self) -> None:
+        """Graceful shutdown: refuse new streams, finalise open ones, stop within the grace period."""
+        assert self._server is not None and self._servicer is not None
+        grace = self.settings.drain_grace_s
+        self._availability.draining = True
+        await self._availability.update()
+        sessions = list(self._servicer.sessions)
+        logger.info("draining: %d open stream(s), %g s grace", len(sessions), grace)
+        await asyncio.gather(*(session.drain(grace) for session in sessions))
+        await self._server.stop(grace)
+        left = len(self._servicer.sessions)
+        if left:
+            logger.warning("drain: %d stream(s) did not finish within %g s and were cancelled", left, grace)
 
     async def wait_for_termination(self) -> None:
         assert self._server is not None
         await self._server.wait_for_termination()
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.aclose()
+
+
+def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        # Ping idle clients so dead peers (a vanished pod, a silent NAT drop) free their streams.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Accept client keepalive pings as often as every 10 s (grpc-go, grpc-java and grpc-node
+        # clients are commonly set to 10-30 s) without answering GOAWAY "too_many_pings".
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:

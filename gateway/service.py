@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2
+from grpc_health.v1.health import HealthServicer
 from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
@@ -18,7 +20,9 @@ from gateway.errors import (
     GatewayError,
     RetriesExhaustedError,
     UpstreamError,
+    UpstreamHandshakeError,
 )
+from gateway.metrics import Metrics
 from gateway.protocol import deepgram
 from gateway.protocol.outcome import classify, final_status
 from gateway.session import Session, SessionFailedError, SessionOptions
@@ -27,17 +31,78 @@ ERROR_DOMAIN = "transcribe.gateway"
 _HALF_CLOSE_SETTLE_S = 0.01
 
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TranscribeService"].full_name
+_RPC_LABELS = ("bidi_stream", SERVICE_NAME, "StreamTranscribe")
+
+
+class Availability:
+    """What grpc.health.v1 reports: SERVING unless the gateway is draining or the upstream
+    rejected the gateway's key (which fails every stream until an operator fixes it)."""
+
+    def __init__(self, health: HealthServicer) -> None:
+        self.health = health
+        self.draining = False
+        self.key_rejected = False
+
+    async def update(self) -> None:
+        serving = not (self.draining or self.key_rejected)
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+
 class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
     """Validates the first request, then hands the stream to a Session."""
 
-    def __init__(self, options: SessionOptions) -> None:
+    def __init__(
+        self, options: SessionOptions, metrics: Metrics, availability: Availability, *, max_streams: int
+    ) -> None:
         self._options = options
+        self._metrics = metrics
+        self._availability = availability
+        self._max_streams = max_streams
+        self.sessions: set[Session] = set()
 
     async def StreamTranscribe(
         self,
         request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
         context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
     ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+        metrics = self._metrics
+        metrics.grpc_started.labels(*_RPC_LABELS).inc()
+        sent = metrics.grpc_msg_sent.labels(*_RPC_LABELS)
+        code = grpc.StatusCode.OK
+        try:
+            async for response in self._stream(_counted(request_iterator, metrics), context):
+                sent.inc()
+                yield response
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            metrics.grpc_handled.labels(*_RPC_LABELS, code.name).inc()
+            metrics.sessions.labels(code.name).inc()
+
+    async def _stream(
+        self,
+        request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
+        context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
+    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+        if self._availability.draining:
+            await self._abort(
+                context, grpc.StatusCode.UNAVAILABLE, "the gateway is shutting down; retry elsewhere"
+            )
+        if len(self.sessions) >= self._max_streams:
+            await self._abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the gateway is at its limit of {self._max_streams} concurrent streams; retry later",
+            )
         first = await anext(aiter(request_iterator), None)
         if first is None:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before its config")
@@ -58,16 +123,28 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
                 str(exc),
                 _error_info("INVALID_CONFIG", field=exc.field),
             )
-        session = Session(first.config, self._options)
+        session = Session(first.config, self._options, self._metrics)
+        self.sessions.add(session)
+        self._metrics.active_sessions.inc()
         try:
             async for response in session.run(_until_cancelled(request_iterator, context)):
+                if self._availability.key_rejected and response.HasField("session_started"):
+                    self._availability.key_rejected = False
+                    await self._availability.update()
                 yield response
         except SessionFailedError as exc:
             code, message = final_status(exc.cause)
+            if _rejected_key(exc.cause) and not self._availability.key_rejected:
+                self._availability.key_rejected = True
+                await self._availability.update()
             details = [_error_info(_reason(exc.cause), session_id=session.id)]
             if code == grpc.StatusCode.UNAVAILABLE:
                 details.append(exc.resume)
+            session.log.info("session ended: %s: %s", code.name, message)
             await self._abort(context, code, message, *details)
+        finally:
+            self.sessions.discard(session)
+            self._metrics.active_sessions.dec()
 
     async def _abort(
         self,
@@ -88,6 +165,21 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         # The key never comes back in an upstream's answer, but a status must not leak it even then.
         key = self._options.api_key
         return text.replace(key, "[redacted]") if key else text
+
+
+async def _counted(
+    requests: AsyncIterator[pb.StreamTranscribeRequest], metrics: Metrics
+) -> AsyncIterator[pb.StreamTranscribeRequest]:
+    received = metrics.grpc_msg_received.labels(*_RPC_LABELS)
+    async for request in requests:
+        received.inc()
+        yield request
+
+
+def _rejected_key(error: GatewayError) -> bool:
+    if isinstance(error, RetriesExhaustedError):
+        error = error.last
+    return isinstance(error, UpstreamHandshakeError) and error.status in (401, 403)
 
 
 async def _until_cancelled(

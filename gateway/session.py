@@ -36,6 +36,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamStalledError,
 )
+from gateway.metrics import Metrics
 from gateway.protocol import deepgram
 from gateway.protocol.audio import RawFormat, raw_format
 from gateway.protocol.outcome import classify
@@ -63,6 +64,8 @@ class SessionOptions:
     replay_preroll_s: float = 1.0
     backpressure_timeout_s: float = 10.0
     max_lead_s: float | None = None
+    max_session_s: float = 4 * 3600.0
+    client_idle_timeout_s: float = 300.0
 
 
 class _Done:
@@ -84,8 +87,9 @@ class SessionFailedError(GatewayError):
 class Session:
     """One client stream relayed to one (or, after failures, several) upstream connections."""
 
-    def __init__(self, config: pb.StreamingConfig, options: SessionOptions) -> None:
+    def __init__(self, config: pb.StreamingConfig, options: SessionOptions, metrics: Metrics) -> None:
         self.id = uuid.uuid4().hex
+        self._metrics = metrics
         self.config = config
         self._options = options
         self._url = deepgram.listen_url(options.upstream_url, config)
@@ -106,6 +110,15 @@ class Session:
         self._sent_bytes = 0
         self._replayed_bytes = 0
         self._next_seq = 0
+        # Why input stopped early (drain, limits): the status the call ends with after the flush.
+        self._end_status: SessionError | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._last_request_at = self._started_at
+        self._first_audio_at: float | None = None
+        self._first_result_seen = False
+        self._finalize_sent_at: float | None = None
+        self._close_sent_at: float | None = None
+        self._last_final_at: float | None = None
         self.log = logging.LoggerAdapter(logger, {"session_id": self.id, "upstream_request_id": ""})
 
     # --- public ------------------------------------------------------------------------------
@@ -132,6 +145,32 @@ class Session:
             # Wait for the upstream to be closed before the RPC ends, whatever ended it.
             await asyncio.gather(worker, return_exceptions=True)
 
+    async def drain(self, grace_s: float) -> None:
+        """The gateway is shutting down: tell the client, stop taking audio, flush the upstream."""
+        if self._end_status is not None:
+            return
+        await self._emit(
+            upstream_event=pb.UpstreamEvent(
+                going_away=pb.GoingAway(reason="the gateway is shutting down", grace_seconds=grace_s)
+            )
+        )
+        self._stop_input(
+            grpc.StatusCode.UNAVAILABLE,
+            "the gateway is shutting down: every final result of the audio received was delivered; "
+            "send the rest on a new stream (see the ResumePoint in the details)",
+        )
+
+    def _stop_input(self, code: grpc.StatusCode, message: str) -> None:
+        """Take no more audio; flush what was received; then end the call with ``code``."""
+        if self._end_status is not None:
+            return
+        self._end_status = SessionError(code, message)
+        self.log.info("stopping input: %s", message)
+        if self._reader is not None:
+            self._reader.cancel()
+        self._input_done = True
+        self._log_changed.set()
+
     @property
     def resume_point(self) -> pb.ResumePoint:
         committed = self._timeline.committed_seconds
@@ -147,8 +186,10 @@ class Session:
         failure: GatewayError | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._read_client(requests))
-                group.create_task(self._run_upstream())
+                self._reader = group.create_task(self._read_client(requests))
+                limits = group.create_task(self._enforce_limits())
+                await self._run_upstream()
+                limits.cancel()
         except* GatewayError as errors:
             first = errors.exceptions[0]
             assert isinstance(first, GatewayError)
@@ -159,20 +200,51 @@ class Session:
         if failure is not None:
             await self._output.put(_Done(SessionFailedError(failure, self.resume_point)))
             return
+        self._observe_flush()
         self._summary.audio_received_seconds = round(self._received_seconds(), 6)
         self._summary.audio_relayed_seconds = round(self._seconds(self._sent_bytes), 6)
         self._summary.audio_replayed_seconds = round(self._seconds(self._replayed_bytes), 6)
         await self._output.put(pb.StreamTranscribeResponse(summary=self._summary))
-        await self._output.put(_Done(None))
+        end = SessionFailedError(self._end_status, self.resume_point) if self._end_status else None
+        await self._output.put(_Done(end))
+
+    async def _enforce_limits(self) -> None:
+        """End the input when the session is too long or its client has gone quiet."""
+        options = self._options
+        while True:
+            session_end = self._started_at + options.max_session_s
+            idle_end = self._last_request_at + options.client_idle_timeout_s
+            await asyncio.sleep(max(min(session_end, idle_end) - time.monotonic(), 0.0))
+            now = time.monotonic()
+            if now >= session_end:
+                self._stop_input(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"the stream reached its maximum length of {options.max_session_s:g} s; audio after "
+                    f"{self._received_seconds():.3f} s was not transcribed: send it on a new stream with "
+                    "start_offset_seconds set to that time",
+                )
+                return
+            if now >= self._last_request_at + options.client_idle_timeout_s and not self._input_done:
+                self._stop_input(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the client sent nothing for {options.client_idle_timeout_s:g} s",
+                )
+                return
 
     async def _read_client(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
+        metrics = self._metrics
         async for request in requests:
+            self._last_request_at = time.monotonic()
             kind = request.WhichOneof("request")
             if kind == "audio":
                 if request.audio:
                     await self._admit(len(request.audio))
                     self._log.append_audio(request.audio)
                     self._log_changed.set()
+                    if self._first_audio_at is None:
+                        self._first_audio_at = self._last_request_at
+                    if self._format is not None:
+                        metrics.audio_received.inc(self._format.seconds(len(request.audio)))
             elif kind == "control":
                 command = request.control.WhichOneof("command")
                 if command == "finalize":
@@ -223,8 +295,9 @@ class Session:
         reconnects = 0
         while True:
             connection, attempts = await connect_with_retry(
-                target, self._options.retry, attempts_used=attempts_used
+                target, self._options.retry, attempts_used=attempts_used, on_failure=self._connect_failed
             )
+            self._metrics.upstream_connects.labels("ok").inc()
             replayed = self._rewind()
             self._summary.upstream_request_ids.append(connection.request_id)
             self.log.extra = {"session_id": self.id, "upstream_request_id": connection.request_id}
@@ -273,6 +346,7 @@ class Session:
                     raise RetriesExhaustedError(exc, attempts_used) from exc
                 reconnects += 1
                 self._summary.reconnect_count = reconnects
+                self._metrics.upstream_reconnects.labels(outcome.reason).inc()
                 self.log.warning("upstream failed (%s); reconnecting", outcome.reason)
                 await self._emit(
                     upstream_event=pb.UpstreamEvent(
@@ -283,6 +357,9 @@ class Session:
                         )
                     )
                 )
+
+    def _connect_failed(self, error: UpstreamError, attempt: int) -> None:
+        self._metrics.upstream_connects.labels(classify(error).reason).inc()
 
     def _rewind(self) -> int:
         """Point the sender at the first uncommitted entry; returns the bytes it will resend."""
@@ -296,6 +373,8 @@ class Session:
             if isinstance(e.payload, bytes)
         )
         self._replayed_bytes += resent
+        if resent and self._format is not None:
+            self._metrics.audio_replayed.inc(self._format.seconds(resent))
         self._next_seq = self._log.start_seq
         return resent
 
@@ -320,8 +399,11 @@ class Session:
                 if isinstance(payload, bytes):
                     await connection.send_audio(payload)
                     self._sent_bytes += len(payload)
+                    if self._format is not None:
+                        self._metrics.audio_relayed.inc(self._format.seconds(len(payload)))
                 else:
                     await connection.send_text(payload)
+                    self._finalize_sent_at = time.monotonic()
                 self._next_seq += 1
                 state.sent()
                 self._progress.set()
@@ -331,6 +413,8 @@ class Session:
                 if not state.close_sent:
                     await connection.send_text(deepgram.CLOSE_STREAM)
                     state.close_sent = True
+                    if self._close_sent_at is None:
+                        self._close_sent_at = time.monotonic()
                     state.sent()
                 # Nothing more to send on this connection; the receiver decides when it ends.
                 await asyncio.Event().wait()
@@ -370,6 +454,7 @@ class Session:
             if result is None:
                 return
             await self._emit(result=result)
+            self._observe_result(result)
             if result.is_final:
                 self._commit()
         elif isinstance(message, pb.SpeechStarted):
@@ -381,6 +466,22 @@ class Session:
             self._summary.upstream_metadata.append(message)
         elif self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("skipping upstream message of type %r", message.type)
+
+    def _observe_result(self, result: pb.Result) -> None:
+        now = time.monotonic()
+        if not self._first_result_seen and self._first_audio_at is not None:
+            self._first_result_seen = True
+            self._metrics.first_result.observe(now - self._first_audio_at)
+        if result.is_final:
+            self._last_final_at = now
+            if result.from_finalize and self._finalize_sent_at is not None:
+                self._metrics.finalize_latency.observe(now - self._finalize_sent_at)
+                self._finalize_sent_at = None
+
+    def _observe_flush(self) -> None:
+        """Time from the end of the audio (CloseStream) to the last final result."""
+        if self._close_sent_at is not None and self._last_final_at is not None:
+            self._metrics.finalize_latency.observe(max(self._last_final_at - self._close_sent_at, 0.0))
 
     def _commit(self) -> None:
         if self._format is not None:
