@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.standin import DeepgramStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -21,3 +24,10 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the shared corpus is missing at {CORPUS}: tests read it from ../shared")
     return CORPUS
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[DeepgramStandIn]:
+    """A scripted Deepgram stand-in that transcribes counter audio."""
+    async with DeepgramStandIn() as server:
+        yield server

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
@@ -24,6 +25,20 @@ _USER_AGENT = f"transcribe-gateway/{__version__}"
 _REQUEST_ID_HEADERS = ("dg-request-id", "x-dg-request-id")
 # How long closing waits for the upstream's close frame before dropping the TCP connection.
 _CLOSE_TIMEOUT_S = 2.0
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """What websockets logs about a connection (handshake headers at DEBUG, among them the
+    ``Authorization`` one), with the key replaced wherever it appears."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(logging.getLogger(f"{__name__}.websocket"), {})
+        self._secret = secret
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = (str(msg) % args) if args else str(msg)
+            self.logger.log(level, "%s", text.replace(self._secret, "[redacted]"), **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +125,7 @@ async def open_upstream(target: UpstreamTarget) -> UpstreamConnection:
             close_timeout=_CLOSE_TIMEOUT_S,
             compression=None,
             max_size=16 * 1024 * 1024,
+            logger=_RedactingLogger(target.api_key) if target.api_key else None,
         )
     except InvalidStatus as exc:
         response = exc.response

@@ -15,7 +15,6 @@ from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from gateway.config import Settings
 from gateway.server import GatewayServer
-from tests.support.standin import DeepgramStandIn
 
 TEST_KEY = "dg-test-key-0123456789abcdef"
 
@@ -41,12 +40,6 @@ async def running_gateway(upstream_url: str, **settings: Any) -> AsyncIterator[R
     async with GatewayServer(Settings(**options)) as server:
         async with grpc.aio.insecure_channel(server.address) as channel:
             yield Running(server, pb_grpc.TranscribeServiceStub(channel), channel)
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[DeepgramStandIn]:
-    async with DeepgramStandIn() as server:
-        yield server
 
 
 def requests(config: pb.StreamingConfig, *items: bytes | pb.Control) -> list[pb.StreamTranscribeRequest]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class DeepgramStandIn:
             process_request=self._process_request,
             process_response=self._process_response,
             compression=None,
+            # Its own logger, so tests that inspect the gateway's logs can tell them apart.
+            logger=logging.getLogger("tests.standin"),
         )
         return self
 
