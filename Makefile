@@ -4,7 +4,7 @@ UV      ?= .venv/bin/uv
 BUF     ?= tools/node_modules/.bin/buf
 PB_OUT  := gateway/_pb
 
-.PHONY: setup tools lock proto proto-check lint test test-fast demo bench bench-engine clients clean
+.PHONY: setup tools lock proto proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
 
 ## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
 setup: .venv/.installed
@@ -62,6 +62,10 @@ bench-engine: setup
 
 bench: setup
 	$(PY) -m bench.relay
+
+## bench-faults: the resilience benchmark (docs/resilience.md).
+bench-faults: setup
+	$(PY) -m bench.faults
 
 ## clients: regenerate every client's stubs from the proto (each client folder has generate.sh).
 clients:

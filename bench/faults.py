@@ -1,0 +1,113 @@
+"""Resilience benchmark: a minute of real speech through the gateway to the embedded engine,
+once cleanly and once behind a proxy that cuts the upstream connection every few seconds.
+
+    python -m bench.faults            (make bench-faults)
+
+Writes docs/resilience.md: drops survived, words lost and repeated against the clean run, and
+time to resume (from the gateway's `reconnecting` event to its `reconnected` event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.conftest import CORPUS
+from tests.support.faults import SPEECH_MINUTE, Run, Scenario, run_with_cuts, speech_minute
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compare(clean: list[str], faulty: list[str]) -> tuple[int, int]:
+    """Words of the clean run missing from the faulty one, and words the faulty one added."""
+    lost = added = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=clean, b=faulty, autojunk=False).get_opcodes():
+        if op in ("delete", "replace"):
+            lost += i2 - i1
+        if op in ("insert", "replace"):
+            added += j2 - j1
+    return lost, added
+
+
+async def measure(scenario: Scenario) -> tuple[Run, Run, float]:
+    pcm = speech_minute(CORPUS)
+    clean = await run_with_cuts(pcm, None, scenario)
+    faulty = await run_with_cuts(pcm, scenario.cut_every_s, scenario)
+    return clean, faulty, len(pcm) / 32000
+
+
+def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, command: str) -> str:
+    lost, added = compare(clean.words, faulty.words)
+    resume = sorted(faulty.resume_times)
+    starts = [w.start_seconds for w in faulty.word_protos]
+    monotonic = starts == sorted(starts)
+    lines = [
+        "# Resilience benchmark",
+        "",
+        f"Command: `{command}` (run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,",
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores).",
+        "",
+        f"{audio_s:.1f} s of real speech (LibriSpeech and public-domain clips from `../shared/corpus`,",
+        "joined",
+        f"with 0.5 s of silence) streamed as 16 kHz linear16 in {scenario.chunk_s * 1000:.0f} ms chunks at",
+        f"{scenario.pace:g}x real time through the gateway to the embedded engine (Whisper tiny.en). The",
+        "faulty run puts a TCP proxy between gateway and engine that aborts every connection through it",
+        f"every {scenario.cut_every_s:g} s of wall time (no close frame: the gateway sees 1006).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| connections cut by the proxy | {faulty.cuts} |",
+        f"| reconnects (drops survived) | {faulty.reconnects} |",
+        f"| words in the clean run | {len(clean.words)} |",
+        f"| words in the faulty run | {len(faulty.words)} |",
+        f"| words lost (in the clean run, missing from the faulty run) | {lost} |",
+        f"| words repeated or added | {added} |",
+        f"| word times monotonic in the faulty run | {'yes' if monotonic else 'NO'} |",
+        f"| time to resume, median | {statistics.median(resume) * 1000:.0f} ms |"
+        if resume
+        else "| time to resume | - |",
+        f"| time to resume, max | {max(resume) * 1000:.0f} ms |" if resume else "",
+        f"| audio replayed in total | {faulty.summary.audio_replayed_seconds:.1f} s |",
+        f"| wall time, clean / faulty run | {clean.elapsed_s:.1f} s / {faulty.elapsed_s:.1f} s |",
+        "",
+        "Time to resume is measured by the client, from the `upstream_event.reconnecting` response to",
+        "the `upstream_event.reconnected` one: the handshake and the engine admitting the new stream",
+        "(the first attempt after a drop is immediate; backoff with full jitter applies from the second).",
+        "Replayed audio is large because the client runs at twice real time, so at each cut the",
+        "uncommitted audio (everything the engine had not finalised yet) is several seconds long.",
+        "",
+        "The same scenario is a test: `tests/integration/test_engine_faults.py` asserts the faulty",
+        "transcript's words equal the clean one's, with times that never go backwards.",
+        "",
+    ]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cut-every-s", type=float, default=SPEECH_MINUTE.cut_every_s)
+    parser.add_argument("--pace", type=float, default=SPEECH_MINUTE.pace)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "resilience.md")
+    args = parser.parse_args()
+    scenario = Scenario(pace=args.pace, chunk_s=SPEECH_MINUTE.chunk_s, cut_every_s=args.cut_every_s)
+    started = time.monotonic()
+    clean, faulty, audio_s = asyncio.run(measure(scenario))
+    command = "make bench-faults"
+    if args.cut_every_s != SPEECH_MINUTE.cut_every_s or args.pace != SPEECH_MINUTE.pace:
+        command = f"python -m bench.faults --cut-every-s {args.cut_every_s:g} --pace {args.pace:g}"
+    text = report(clean, faulty, audio_s, scenario, command)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    print(f"(took {time.monotonic() - started:.0f} s; written to {args.output})")
+
+
+if __name__ == "__main__":
+    main()
