@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
+from google.protobuf.message import Message
+from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
@@ -94,6 +96,17 @@ async def expect_error(
     return await asyncio.to_thread(call), received
 
 
+def status_detail(error: grpc.RpcError, kind: type[DetailT]) -> DetailT:
+    """The first detail of type ``kind`` in an error's rich status (grpc-status-details-bin)."""
+    status = rpc_status.from_call(error)
+    assert status is not None, "the error carries no rich status"
+    for packed in status.details:
+        detail = kind()
+        if packed.Unpack(detail):
+            return detail
+    raise AssertionError(f"no {kind.__name__} in the status details")
+
+
 def words(responses: Iterable[pb.StreamTranscribeResponse], *, final_only: bool = True) -> list[pb.Word]:
     return [
         word
@@ -102,5 +115,7 @@ def words(responses: Iterable[pb.StreamTranscribeResponse], *, final_only: bool 
         for word in r.result.alternatives[0].words
     ]
 
+
+DetailT = TypeVar("DetailT", bound=Message)
 
 LINEAR16 = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)

@@ -8,24 +8,24 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.conftest import TIMING
-from tests.integration.conftest import LINEAR16, TEST_KEY, expect_error, requests, running_gateway
+from tests.integration.conftest import (
+    LINEAR16,
+    TEST_KEY,
+    expect_error,
+    requests,
+    running_gateway,
+    status_detail,
+)
 from tests.support.standin import DeepgramStandIn, Plan, counter_audio, wait_closed
 
 S = grpc.StatusCode
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info
-    raise AssertionError("no ErrorInfo in the status details")
+    return status_detail(error, error_details_pb2.ErrorInfo)
 
 
 async def test_first_message_must_be_config(standin: DeepgramStandIn) -> None:

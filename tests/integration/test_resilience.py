@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.conftest import TIMING
-from tests.integration.conftest import LINEAR16, collect, expect_error, requests, running_gateway, words
+from tests.integration.conftest import (
+    LINEAR16,
+    collect,
+    expect_error,
+    requests,
+    running_gateway,
+    status_detail,
+    words,
+)
 from tests.support.standin import (
     BLOCK_BYTES,
     BLOCK_SECONDS,
@@ -55,13 +62,7 @@ def events(responses: list[pb.StreamTranscribeResponse]) -> list[pb.UpstreamEven
 
 
 def resume_point(error: grpc.RpcError) -> pb.ResumePoint:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        point = pb.ResumePoint()
-        if detail.Unpack(point):
-            return point
-    raise AssertionError("no ResumePoint in the status details")
+    return status_detail(error, pb.ResumePoint)
 
 
 async def test_close_1011_mid_stream_replays_without_loss_or_repeat() -> None:

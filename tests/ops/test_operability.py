@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     expect_error,
     requests,
     running_gateway,
+    status_detail,
     words,
 )
 from tests.support.standin import DeepgramStandIn, Plan, counter_audio
@@ -272,19 +273,20 @@ async def test_stream_cap_refuses_with_resource_exhausted(standin: DeepgramStand
             pass
 
 
+async def seven_blocks_then_hold(sent: asyncio.Event) -> AsyncIterator[pb.StreamTranscribeRequest]:
+    """Seven blocks of counter audio, then an open stream that sends nothing more."""
+    yield pb.StreamTranscribeRequest(config=LINEAR16)
+    for k in range(7):
+        yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
+    sent.set()
+    await asyncio.Event().wait()
+
+
 async def test_session_length_limit_finalises_then_ends_out_of_range(standin: DeepgramStandIn) -> None:
     """At the maximum length the gateway stops taking audio, delivers every final, then OUT_OF_RANGE."""
     sent = asyncio.Event()
-
-    async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
-        yield pb.StreamTranscribeRequest(config=LINEAR16)
-        for k in range(7):
-            yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
-        sent.set()
-        await asyncio.Event().wait()
-
     async with running_gateway(standin.url, max_session_s=0.5 * TIMING) as gw:
-        error, received = await expect_error(gw, reqs())
+        error, received = await expect_error(gw, seven_blocks_then_hold(sent))
     assert error.code() == S.OUT_OF_RANGE
     assert "maximum length" in (error.details() or "")
     assert sent.is_set()
@@ -318,16 +320,8 @@ async def test_oversized_message_is_refused(standin: DeepgramStandIn) -> None:
 async def test_drain_finalises_open_streams_and_refuses_new_ones(standin: DeepgramStandIn) -> None:
     """Drain: going_away, every final of the audio sent, UNAVAILABLE with the resume point."""
     sent = asyncio.Event()
-
-    async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
-        yield pb.StreamTranscribeRequest(config=LINEAR16)
-        for k in range(7):
-            yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
-        sent.set()
-        await asyncio.Event().wait()
-
     async with running_gateway(standin.url, drain_grace_s=5) as gw:
-        call = gw.stub.StreamTranscribe(reqs())
+        call = gw.stub.StreamTranscribe(seven_blocks_then_hold(sent))
         assert (await call.read()).HasField("session_started")
         await sent.wait()
         await asyncio.sleep(0.2 * TIMING)  # let the gateway read what was sent
@@ -343,12 +337,7 @@ async def test_drain_finalises_open_streams_and_refuses_new_ones(standin: Deepgr
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(7)]
     assert kinds[-1] == "summary"
     assert info.value.code() == S.UNAVAILABLE
-    point = pb.ResumePoint()
-    from grpc_status import rpc_status
-
-    status = rpc_status.from_call(info.value)
-    assert status is not None
-    assert any(d.Unpack(point) for d in status.details)
+    point = status_detail(info.value, pb.ResumePoint)
     assert point.committed_seconds == point.received_seconds > 0
 
 
