@@ -75,7 +75,7 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         sent = metrics.grpc_msg_sent.labels(*_RPC_LABELS)
         code = grpc.StatusCode.OK
         try:
-            async for response in self._stream(_counted(request_iterator, metrics), context):
+            async for response in self._stream(request_iterator, context):
                 sent.inc()
                 yield response
         except asyncio.CancelledError:
@@ -104,6 +104,8 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
                 f"the gateway is at its limit of {self._max_streams} concurrent streams; retry later",
             )
         first = await anext(aiter(request_iterator), None)
+        if first is not None:
+            self._metrics.grpc_msg_received.labels(*_RPC_LABELS).inc()
         if first is None:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before its config")
         assert first is not None
@@ -127,7 +129,8 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         self.sessions.add(session)
         self._metrics.active_sessions.inc()
         try:
-            async for response in session.run(_until_cancelled(request_iterator, context)):
+            requests = _client_requests(request_iterator, context, self._metrics)
+            async for response in session.run(requests):
                 if self._availability.key_rejected and response.HasField("session_started"):
                     self._availability.key_rejected = False
                     await self._availability.update()
@@ -167,31 +170,26 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         return text.replace(key, "[redacted]") if key else text
 
 
-async def _counted(
-    requests: AsyncIterator[pb.StreamTranscribeRequest], metrics: Metrics
-) -> AsyncIterator[pb.StreamTranscribeRequest]:
-    received = metrics.grpc_msg_received.labels(*_RPC_LABELS)
-    async for request in requests:
-        received.inc()
-        yield request
-
-
 def _rejected_key(error: GatewayError) -> bool:
     if isinstance(error, RetriesExhaustedError):
         error = error.last
     return isinstance(error, UpstreamHandshakeError) and error.status in (401, 403)
 
 
-async def _until_cancelled(
+async def _client_requests(
     requests: AsyncIterator[pb.StreamTranscribeRequest],
     context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
+    metrics: Metrics,
 ) -> AsyncIterator[pb.StreamTranscribeRequest]:
-    """The client's requests, where a cancelled call does not pass for a half-close.
+    """The client's requests after the config, counted, where a cancelled call does not pass
+    for a half-close.
 
     gRPC ends the request iterator the same way for both, and may report the cancellation a
     moment later; a short settle keeps a cancel from flushing the upstream politely.
     """
+    received = metrics.grpc_msg_received.labels(*_RPC_LABELS)
     async for request in requests:
+        received.inc()
         yield request
     await asyncio.sleep(_HALF_CLOSE_SETTLE_S)
     if context.cancelled():

@@ -15,7 +15,6 @@ a failure of one stops the others:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -384,15 +383,16 @@ class Session:
             try:
                 async with asyncio.TaskGroup() as group:
                     sender = group.create_task(self._send(connection, state))
+                    watchdog = group.create_task(self._watch(connection, state))
                     await self._receive(connection, state)
                     sender.cancel()
+                    watchdog.cancel()
             except* UpstreamError as errors:
                 raise errors.exceptions[0] from None
 
     async def _send(self, connection: UpstreamConnection, state: _ConnectionState) -> None:
         log = self._log
-        keepalive = self._options.keepalive_interval_s
-        last_sent = time.monotonic()
+        changed = self._log_changed
         while True:
             if self._next_seq < log.end_seq:
                 payload = log.get(self._next_seq).payload
@@ -407,7 +407,6 @@ class Session:
                 self._next_seq += 1
                 state.sent()
                 self._progress.set()
-                last_sent = time.monotonic()
                 continue
             if self._input_done:
                 if not state.close_sent:
@@ -418,24 +417,39 @@ class Session:
                     state.sent()
                 # Nothing more to send on this connection; the receiver decides when it ends.
                 await asyncio.Event().wait()
-            self._log_changed.clear()
-            wait = last_sent + keepalive - time.monotonic()
-            if wait <= 0:
+            if state.keepalive_due:
+                state.keepalive_due = False
                 await connection.send_text(deepgram.KEEPALIVE)
-                last_sent = time.monotonic()
+                state.last_sent = time.monotonic()
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._log_changed.wait(), wait)
+            changed.clear()
+            await changed.wait()
 
-    async def _receive(self, connection: UpstreamConnection, state: _ConnectionState) -> None:
+    async def _watch(self, connection: UpstreamConnection, state: _ConnectionState) -> None:
+        """Keepalive and stall detection for one connection: one timer for both, instead of a
+        timeout on every send and receive of the hot path."""
+        keepalive = self._options.keepalive_interval_s
         stall = self._options.stall_timeout_s
         while True:
+            now = time.monotonic()
+            waiting_since = state.waiting_since
+            if waiting_since is not None and now - waiting_since >= stall:
+                raise UpstreamStalledError(stall, connection.request_id)
+            if now - state.last_sent >= keepalive and not state.close_sent:
+                # The sender owns the socket's writes; it sends the KeepAlive when woken.
+                state.keepalive_due = True
+                self._log_changed.set()
+            wake = min(
+                state.last_sent + keepalive,
+                waiting_since + stall if waiting_since is not None else math.inf,
+                now + stall / 2,
+            )
+            await asyncio.sleep(max(wake - now, 0.05))
+
+    async def _receive(self, connection: UpstreamConnection, state: _ConnectionState) -> None:
+        while True:
             try:
-                message = await asyncio.wait_for(connection.recv(), state.recv_timeout(stall))
-            except TimeoutError:
-                if state.waiting_since is not None and time.monotonic() - state.waiting_since >= stall:
-                    raise UpstreamStalledError(stall, connection.request_id) from None
-                continue
+                message = await connection.recv()
             except UpstreamClosedError as exc:
                 if state.close_sent and exc.code == 1000:
                     return
@@ -520,18 +534,16 @@ class _ConnectionState:
     def __init__(self) -> None:
         self.close_sent = False
         self.answered = False
+        self.keepalive_due = False
+        self.last_sent = time.monotonic()
         # When the oldest frame the upstream has not answered yet was sent.
         self.waiting_since: float | None = None
 
     def sent(self) -> None:
+        self.last_sent = time.monotonic()
         if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
+            self.waiting_since = self.last_sent
 
     def received(self) -> None:
         self.answered = True
         self.waiting_since = None
-
-    def recv_timeout(self, stall: float) -> float:
-        if self.waiting_since is None:
-            return stall
-        return max(self.waiting_since + stall - time.monotonic(), 0.01)
