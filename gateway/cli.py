@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import types
@@ -43,9 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level",
+        help="log level [env GATEWAY_LOG_LEVEL; default INFO]",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get("GATEWAY_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="text for people, or one JSON object per line [env GATEWAY_LOG_FORMAT; default text]",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -130,6 +137,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    if settings.workers > 1:
+        from gateway.workers import supervise
+
+        flags = ["--log-level", args.log_level, "--log-format", args.log_format]
+        try:
+            asyncio.run(supervise(settings, flags))
+        except GatewayError as exc:
+            _fail(str(exc))
+        return
 
     async def serve() -> None:
         async with GatewayServer(settings) as server:

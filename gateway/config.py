@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     drain_grace_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long open streams get to finish."
     )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Gateway processes sharing the port (use one per core)."
+    )
     # --- upstream behaviour
     keepalive_interval_s: float = Field(
         default=5.0,

@@ -1,0 +1,148 @@
+"""``gateway serve --workers N``: N gateway processes sharing one listening port.
+
+One Python process runs one event loop on one core. gRPC opens its listening socket with
+SO_REUSEPORT, so N processes can bind the same port and the kernel spreads new connections
+over them. This supervisor starts the embedded engine once (when it is the upstream), starts N
+workers relaying to the same upstream, forwards SIGTERM/SIGINT to them (each drains on its
+own), and stops them all if one dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+# Settings the supervisor decides for its workers; the others are passed through as given.
+_DECIDED = frozenset(
+    {"workers", "listen", "upstream_url", "ready_file", "metrics_listen", "deepgram_api_key"}
+)
+_READY_TIMEOUT_S = 120.0
+
+
+class WorkerError(GatewayError):
+    """A worker could not start, or stopped unexpectedly."""
+
+
+async def supervise(settings: Settings, global_flags: list[str]) -> None:
+    """Run ``settings.workers`` worker processes until a signal, then drain them."""
+    async with contextlib.AsyncExitStack() as stack:
+        upstream = settings.relay_url
+        if upstream is None:
+            from gateway.engine.config import EngineConfig
+            from gateway.engine.server import EngineServer
+
+            engine = await stack.enter_async_context(
+                EngineServer(
+                    EngineConfig(recognizer=settings.engine_recognizer, model_dir=settings.engine_model_dir)
+                )
+            )
+            upstream = str(engine.url)
+        host, port = _listen_address(settings.listen)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-workers-")))
+        processes = [
+            await _start_worker(
+                settings, global_flags, index=i, host=host, port=port, upstream=upstream, workdir=workdir
+            )
+            for i in range(settings.workers)
+        ]
+        try:
+            await _wait_ready([workdir / f"worker{i}.ready" for i in range(len(processes))], processes)
+            logger.info("%d workers serving on %s:%d, relaying to %s", len(processes), host, port, upstream)
+            if settings.ready_file is not None:
+                settings.ready_file.write_text(f"{host}:{port}\n")
+            await _until_signal_or_exit(processes)
+        finally:
+            await _stop(processes, settings.drain_grace_s + 5)
+
+
+def _listen_address(listen: str) -> tuple[str, int]:
+    host, _, port_text = listen.rpartition(":")
+    port = int(port_text)
+    if port == 0:
+        # Workers must share one port: pick it here (gRPC binds with SO_REUSEPORT).
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host.strip("[]"), 0))
+            port = int(probe.getsockname()[1])
+    return host, port
+
+
+async def _start_worker(
+    settings: Settings,
+    global_flags: list[str],
+    *,
+    index: int,
+    host: str,
+    port: int,
+    upstream: str,
+    workdir: Path,
+) -> asyncio.subprocess.Process:
+    args = [sys.executable, "-m", "gateway", *global_flags, "serve", "--workers", "1"]
+    args += ["--listen", f"{host}:{port}", "--upstream-url", upstream]
+    args += ["--ready-file", str(workdir / f"worker{index}.ready")]
+    if settings.metrics_listen is not None:
+        metrics_host, _, metrics_port = settings.metrics_listen.rpartition(":")
+        # One metrics port per worker: consecutive ports from the configured one.
+        args += [
+            "--metrics-listen",
+            f"{metrics_host}:{int(metrics_port) + index if int(metrics_port) else 0}",
+        ]
+    for name in sorted(settings.model_fields_set - _DECIDED):
+        value = getattr(settings, name)
+        if value is not None and name != "auth_tokens":  # secrets travel in the environment
+            args += ["--" + name.replace("_", "-"), str(value)]
+    return await asyncio.create_subprocess_exec(*args)
+
+
+async def _wait_ready(ready_files: list[Path], processes: list[asyncio.subprocess.Process]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _READY_TIMEOUT_S
+    while not all(path.exists() for path in ready_files):
+        for process in processes:
+            if process.returncode is not None:
+                raise WorkerError(
+                    f"worker {process.pid} exited with code {process.returncode} while starting"
+                )
+        if loop.time() > deadline:
+            raise WorkerError(f"workers not ready after {_READY_TIMEOUT_S:g} s")
+        await asyncio.sleep(0.1)
+
+
+async def _until_signal_or_exit(processes: list[asyncio.subprocess.Process]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(p.wait()) for p in processes]
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if stopping not in done:
+        failed = next(p for p in processes if p.returncode is not None)
+        raise WorkerError(f"worker {failed.pid} exited with code {failed.returncode}; stopping the others")
+
+
+async def _stop(processes: list[asyncio.subprocess.Process], grace_s: float) -> None:
+    """SIGTERM every worker (each drains), then SIGKILL what is left after the grace period."""
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace_s):
+            await asyncio.gather(*(p.wait() for p in processes))
+    except TimeoutError:
+        for process in processes:
+            if process.returncode is None:
+                logger.warning("worker %d did not stop within %g s: killing it", process.pid, grace_s)
+                process.kill()
+        await asyncio.gather(*(p.wait() for p in processes))

@@ -1,0 +1,87 @@
+"""``gateway serve --workers 2``: two processes share the port and both serve streams."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+
+from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+from tests.conftest import ROOT, TIMING
+from tests.integration.conftest import LINEAR16, requests, words
+from tests.support.standin import DeepgramStandIn, counter_audio
+
+
+def free_port_pair() -> int:
+    """A port P such that P and P + 1 are free right now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        with socket.socket() as other:
+            try:
+                other.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free pair of ports")
+
+
+def sessions_served(metrics_port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("gateway_sessions_total{")
+    )
+
+
+async def test_two_workers_share_the_port_and_both_serve(standin: DeepgramStandIn, tmp_path: Path) -> None:
+    metrics_port = free_port_pair()
+    ready = tmp_path / "ready"
+    env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    process = subprocess.Popen(  # noqa: ASYNC220 (started once; waited for without blocking)
+        [
+            sys.executable, "-m", "gateway", "--log-level", "WARNING", "serve", "--workers", "2",
+            "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--upstream-url", standin.url,
+            "--metrics-listen", f"127.0.0.1:{metrics_port}",
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    try:
+        for _ in range(int(300 * TIMING)):
+            if ready.exists() or process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert ready.exists(), f"the supervisor did not get ready (exit code {process.poll()})"
+        address = ready.read_text().strip()
+
+        async def one_stream(k: int) -> list[str]:
+            # A connection each (a channel with its own subchannel pool): the kernel spreads new
+            # connections, not streams, over the workers.
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            async with grpc.aio.insecure_channel(address, options=options) as channel:
+                stub = pb_grpc.TranscribeServiceStub(channel)
+                responses = [r async for r in stub.StreamTranscribe(requests(LINEAR16, counter_audio(k, 2)))]
+            return [w.word for w in words(responses)]
+
+        results = await asyncio.gather(*(one_stream(k) for k in range(30)))
+        assert results == [[f"w{k}", f"w{k + 1}"] for k in range(30)]
+        served = [await asyncio.to_thread(sessions_served, metrics_port + i) for i in range(2)]
+        assert sum(served) == 30
+        assert all(n > 0 for n in served), f"one worker served nothing: {served}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(process.wait, 60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0
