@@ -23,7 +23,7 @@ def _env(name: str, convert: Callable[[str], T], default: T) -> T:
         return default
     try:
         return convert(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
         raise SystemExit(f"invalid {name}={raw!r}: {exc}") from exc
 
 

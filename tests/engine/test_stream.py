@@ -191,3 +191,34 @@ async def test_live_stream_interims_events_and_endpoints() -> None:
             assert message["start"] >= max(earlier, default=0.0) - 1e-6
     assert final_ends == sorted(final_ends)
     assert wer("and so my fellow americans ask not what your country can do", transcript.text()) <= 0.3
+
+
+async def test_finalize_one_channel() -> None:
+    """Finalize with a channel flushes only that channel."""
+    speech = np.frombuffer(read_pcm(clip_path(CLIP)), "<i2")
+    stereo = np.stack([speech, speech], axis=1).reshape(-1).tobytes()
+    query = "?encoding=linear16&sample_rate=16000&channels=2&multichannel=true&endpointing=false"
+    async with running_engine() as engine, connect(engine.url + query) as ws:
+        transcript = Transcript()
+        reader = asyncio.create_task(read_all(ws, transcript))
+        await send_audio(ws, chunks(stereo, 6400))
+        await ws.send(json.dumps({"type": "Finalize", "channel": 1}))
+        await transcript.wait_for(lambda messages: any(m.get("from_finalize") for m in messages))
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        await reader
+    flushed = [m for m in transcript.of_type("Results") if m["from_finalize"]]
+    assert [m["channel_index"] for m in flushed] == [[1, 2]]
+    assert wer(REFERENCE, flushed[0]["channel"]["alternatives"][0]["transcript"]) <= 0.2
+    assert wer(REFERENCE, transcript.text(channel=0)) <= 0.2
+
+
+async def test_pocketsphinx_recognizer_streams() -> None:
+    """The light pocketsphinx backend answers the same protocol with words and times."""
+    pcm = read_pcm(clip_path("sr_english.wav"))
+    async with running_engine(recognizer="pocketsphinx") as engine:
+        transcript = await stream(engine.url + RAW + "&interim_results=true", chunks(pcm, 3200))
+    assert transcript.close_code == 1000
+    words = [w for m in transcript.finals() for w in m["channel"]["alternatives"][0]["words"]]
+    assert words, "pocketsphinx produced no words"
+    assert "three" in transcript.text()
+    assert transcript.finals()[0]["metadata"]["model_info"]["arch"] == "pocketsphinx"
