@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import types
 import typing
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         "--upstream-url when given, and otherwise to the embedded offline engine.",
     )
     _add_settings_flags(serve)
+    serve.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default=os.environ.get("GATEWAY_EVENT_LOOP", "uvloop" if _has_uvloop() else "asyncio"),
+        help="the asyncio event loop implementation [env GATEWAY_EVENT_LOOP; default uvloop when installed]",
+    )
     serve.set_defaults(run=_run_serve)
 
     demo = commands.add_parser(
@@ -91,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
         add_engine_arguments(engine_serve)
         engine_serve.set_defaults(run=_run_engine)
     return parser
+
+
+def _has_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,12 +162,30 @@ def _run_serve(args: argparse.Namespace) -> None:
 
     async def serve() -> None:
         async with GatewayServer(settings) as server:
+            _tune_gc()
             await _until_signalled(server)
 
     try:
-        asyncio.run(serve())
+        _run(serve(), args.event_loop)
     except GatewayError as exc:
         _fail(str(exc))
+
+
+def _run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    if event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
+def _tune_gc() -> None:
+    """Relaying allocates many short-lived, acyclic objects (frames, messages) that reference
+    counting frees at once; frequent young-generation collections find nothing to collect and
+    cost about a tenth of the CPU. Collect less often, and never scan what start-up built."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 async def _until_signalled(server: GatewayServer) -> None:
