@@ -550,7 +550,8 @@ def record_profile(bench: Bench, streams: int, seconds: float, rate: int = 100) 
     out = bench.workdir / "profile.txt"
     out.unlink(missing_ok=True)
     recorder: list[subprocess.Popen[bytes]] = []
-    options = ["--rate", str(rate), "--format", "raw", "--native", "--output", str(out)]
+    # --subprocesses: with `--workers N` the serving processes are children of the one started.
+    options = ["--rate", str(rate), "--format", "raw", "--native", "--subprocesses", "--output", str(out)]
 
     def attach(gateway: Service, event: str) -> None:
         if event == "measure_start":
@@ -599,6 +600,7 @@ _AREAS = (
     ("_message", "protobuf"),
     ("protobuf", "protobuf"),
     ("json/", "json"),
+    ("epoll_wait", "waiting for events (epoll_wait)"),
     ("libc.so", "system calls (libc)"),
 )
 
