@@ -25,7 +25,7 @@ tools/node_modules/.installed: tools/package.json
 
 ## lock: re-resolve requirements.lock from pyproject.toml (hash-pinned).
 lock:
-	$(UV) pip compile pyproject.toml --extra engine --extra dev --generate-hashes \
+	$(UV) pip compile pyproject.toml --extra engine --extra dev --extra bench --generate-hashes \
 	    --python-version 3.11 -o requirements.lock
 
 ## proto: regenerate the gateway's Python code from the contract.
