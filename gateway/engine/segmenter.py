@@ -31,6 +31,9 @@ class SegmenterSettings:
     soft_max_segment_s: float = 10.0
     hard_max_segment_s: float = 20.0
     utterance_end_ms: int | None = None
+    # An interim for less speech than this waits (Whisper answers a breath with "Thank you.");
+    # it is sent as soon as there is enough, so the first words show early.
+    min_interim_speech_s: float = 0.5
 
     @property
     def endpoint_samples(self) -> int | None:
@@ -152,8 +155,10 @@ class Segmenter:
         self._check_utterance_end(events)
         period = settings.interim_period_s
         if period is not None and self._now - self._last_interim >= period * RATE:
-            self._last_interim = self._now
-            events.append(self._window(self._now, is_final=False))
+            too_little = 0 < self._speech_samples < settings.min_interim_speech_s * RATE
+            if not too_little:
+                self._last_interim = self._now
+                events.append(self._window(self._now, is_final=False))
 
     def _segment_length(self) -> int:
         return self._now - max(self._cursor, self._audio_start)

@@ -80,11 +80,9 @@ _DRAIN_TIMEOUT_S: Final = 2.0  # a container decoder that cannot catch up within
 _FLUSH_TIMEOUT_S: Final = 10.0
 _CALIBRATION_AUDIO_S: Final = 4.0
 _AVERAGE_SEGMENT_S: Final = 4.0  # typical speech segment between endpoints, for the load model
-_LOAD_BUDGET: Final = 0.75
-# Whisper turns a fraction of a second of speech into "Thank you." or a stray letter; an interim
-# waits until there is enough to say something real.
-_MIN_INTERIM_SPEECH_S: Final = 0.5
-# Likewise a final whose window holds only a breath or a click ("thank you very much").
+_LOAD_BUDGET: Final = 0.6  # measured: the bench's real-time limit sat ~25 % below 0.75
+# Whisper turns a breath or a click into "Thank you."; such a final is reported empty (interims
+# have their own, higher bar in the segmenter).
 _MIN_FINAL_SPEECH_S: Final = 0.25
 _LEFT_CONTEXT_S: Final = 1.0  # share of the decode workers admission may plan to use
 
@@ -565,7 +563,7 @@ class _Channel:
         window = job.window
         if not window.has_speech or len(job.audio) == 0:
             return []
-        if window.speech_s < (_MIN_FINAL_SPEECH_S if final else _MIN_INTERIM_SPEECH_S):
+        if final and window.speech_s < _MIN_FINAL_SPEECH_S:
             return []
         priority = DecodePool.FINAL if final else DecodePool.INTERIM
         recognizer = self._recognizer

@@ -127,3 +127,14 @@ def test_no_utterance_end_when_speech_resumes_quickly() -> None:
     events = segmenter.note_final_words(last_word_end=0.98)
     events += segmenter.advance(windows(0.3, 0.9))
     assert not [e for e in events if isinstance(e, UtteranceEnd)]
+
+
+def test_first_interim_waits_for_enough_speech_then_comes_at_once() -> None:
+    """An interim is held until half a second of speech, then sent without waiting a period."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    early = interims(segmenter.advance(windows(0.8, 0.05) + windows(0.3, 0.9)))
+    assert [w.has_speech for w in early] == []  # due at 1.024 s, but only ~0.3 s of speech
+    (first,) = interims(segmenter.advance(windows(0.25, 0.9)))
+    assert first.has_speech
+    assert first.speech_s >= 0.5
+    assert first.end == pytest.approx(1.312, abs=0.04)

@@ -175,8 +175,9 @@ async def test_live_stream_interims_events_and_endpoints() -> None:
     kinds = [m["type"] for m in transcript.messages]
     assert kinds[0] == "SpeechStarted"
     assert "UtteranceEnd" in kinds
-    # Short phrases may end before their second interim is due; across 7 s a few must come.
-    assert len(transcript.interims()) >= 3
+    # Short phrases may end before their second interim is due, and an interim overtaken by its
+    # final is dropped; across 7 s at least two must come.
+    assert len(transcript.interims()) >= 2
     assert any(m["channel"]["alternatives"][0]["words"] for m in transcript.interims())
     assert any(m["speech_final"] for m in transcript.finals())
     # Interims never report a window that was already final.
