@@ -92,9 +92,7 @@ def tail(path: Path, lines: int = 40) -> str:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any gateway setting or Deepgram key, plus ``extra``."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "DEEPGRAM_API_KEY"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "DEEPGRAM_API_KEY"}
     env.update(extra)
     return env
 
@@ -109,7 +107,10 @@ class Completed:
     stderr: str
 
     def describe(self) -> str:
-        return f"{' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        return (
+            f"{' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
 
 
 async def run(args: Sequence[str], *, timeout_s: float = 30.0, stdin: str | None = None) -> Completed:
@@ -146,6 +147,25 @@ async def wait_for_exit(process: subprocess.Popen[bytes], timeout_s: float) -> i
         return None
 
 
+def spawn(
+    command: Sequence[str], output: Path, *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Starts ``command`` with stdout and stderr appended to ``output``; returns at once."""
+    with output.open("ab") as out:
+        return subprocess.Popen(
+            list(command), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+
+
+def _fresh(workdir: Path, stale: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    stale.unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 # --- the gateway ---------------------------------------------------------------------------------
 
 
@@ -172,23 +192,14 @@ async def gateway_process(
     stop_grace_s: float = 20.0,
 ) -> AsyncIterator[GatewayProcess]:
     """``python -m gateway [global_flags] serve --listen 127.0.0.1:0 --ready-file ... flags``."""
-    workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / f"{name}.ready"
     log_path = workdir / f"{name}.log"
-    ready.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "gateway", *global_flags, "serve",
         "--listen", "127.0.0.1:0", "--ready-file", str(ready), *flags,
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=clean_env() if env is None else env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
+    _fresh(workdir, ready)
+    process = spawn(command, log_path, cwd=ROOT, env=clean_env() if env is None else env)
     try:
         deadline = time.monotonic() + GATEWAY_START_S * TIMING
         while not (ready.exists() and ready.read_text().strip()):
@@ -253,24 +264,18 @@ def derive_nginx_config(source: str, workdir: Path, address: str, replicas: Sequ
 @contextlib.asynccontextmanager
 async def nginx_process(nginx: str, workdir: Path, replicas: Sequence[str]) -> AsyncIterator[NginxProcess]:
     """nginx balancing over ``replicas`` (HOST:PORT), listening on a free loopback port."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    source = NGINX_CONF.read_text()
     error_log = workdir / "error.log"
+    config_path = workdir / "nginx.conf"
+    pid_file = workdir / "nginx.pid"
     for _attempt in range(3):
-        port = free_port()
-        address = f"127.0.0.1:{port}"
-        config_path = workdir / "nginx.conf"
-        config_path.write_text(derive_nginx_config(source, workdir, address, replicas))
-        pid_file = workdir / "nginx.pid"
-        pid_file.unlink(missing_ok=True)
-        with (workdir / "nginx.out").open("ab") as out:
-            process = subprocess.Popen(
-                [nginx, "-p", str(workdir), "-c", str(config_path), "-e", str(error_log)],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
+        address = f"127.0.0.1:{free_port()}"
+        _fresh(workdir, pid_file)
+        _write(config_path, derive_nginx_config(NGINX_CONF.read_text(), workdir, address, replicas))
+        process = spawn(
+            [nginx, "-p", str(workdir), "-c", str(config_path), "-e", str(error_log)],
+            workdir / "nginx.out",
+            cwd=workdir,
+        )
         try:
             # nginx writes its pid file after it has bound its listening sockets.
             deadline = time.monotonic() + NGINX_START_S * TIMING

@@ -40,10 +40,8 @@ async def fleet(nginx_bin: str, workdir: Path, replicas: int = 2) -> AsyncIterat
         gateways = [
             await stack.enter_async_context(
                 gateway_process(
-                    workdir,
-                    "--upstream-url", standin.url, "--drain-grace-s", "2",
-                    name=f"replica{i}",
-                )  # fmt: skip
+                    workdir, "--upstream-url", standin.url, "--drain-grace-s", "2", name=f"replica{i}"
+                )
             )
             for i, standin in enumerate(standins)
         ]
@@ -100,7 +98,9 @@ async def test_streams_spread_over_replicas_behind_nginx_and_each_gets_all_its_w
         # nginx's own account (the deployed log format): every stream ended with grpc-status 0,
         # and it names both replicas.
         log = f.nginx.access_log.read_text()
-        lines = [line for line in log.splitlines() if "/transcribe.v1.TranscribeService/StreamTranscribe" in line]
+        lines = [
+            line for line in log.splitlines() if "/transcribe.v1.TranscribeService/StreamTranscribe" in line
+        ]
         assert len(lines) == STREAMS, log
         assert all("grpc-status=0 " in line for line in lines), log
         seen = {m.group(1) for m in re.finditer(r"replica=(\S+)", "\n".join(lines))}
@@ -126,7 +126,9 @@ async def test_health_passes_through_nginx(nginx_bin: str, tmp_path: Path) -> No
         async with grpc.aio.insecure_channel(f.nginx.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             for service in ("", "transcribe.v1.TranscribeService"):
-                response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10 * TIMING)
+                response = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=10 * TIMING
+                )
                 assert response.status == health_pb2.HealthCheckResponse.SERVING, service
 
 
