@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
                 health_pb2.HealthCheckRequest(service=service), timeout=3
             )
         except grpc.RpcError as exc:
-            print(f"unhealthy: {exc.code().name}: {exc.details()}", file=sys.stderr)  # noqa: T201
+            print(f"unhealthy: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-    print(status)  # noqa: T201
+    print(status)
     return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 

@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         requirements += project.get("build-system", {}).get("requires", [])
 
     chosen = select(read_lock(args.lock.read_text()), requirement_names(requirements))
-    sys.stdout.write(f"# Selected from {args.lock.name} by select_requirements.py (extras: {args.extras or '-'})\n")
+    sys.stdout.write(
+        f"# Selected from {args.lock.name} by select_requirements.py (extras: {args.extras or '-'})\n"
+    )
     for package in chosen:
         sys.stdout.write("\n".join(package.lines) + "\n")
 

@@ -113,7 +113,13 @@ class Completed:
         )
 
 
-async def run(args: Sequence[str], *, timeout_s: float = 30.0, stdin: str | None = None) -> Completed:
+async def run(
+    args: Sequence[str],
+    *,
+    timeout_s: float = 30.0,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Completed:
     """Runs a command to completion in a thread (the event loop keeps serving meanwhile)."""
     done = await asyncio.to_thread(
         subprocess.run,
@@ -124,6 +130,7 @@ async def run(args: Sequence[str], *, timeout_s: float = 30.0, stdin: str | None
         timeout=timeout_s * TIMING,
         check=False,
         cwd=ROOT,
+        env=env,
     )
     return Completed(list(args), done.returncode, done.stdout, done.stderr)
 
@@ -190,16 +197,19 @@ async def gateway_process(
     global_flags: Sequence[str] = (),
     name: str = "gateway",
     stop_grace_s: float = 20.0,
+    python: str = sys.executable,
+    cwd: Path = ROOT,
 ) -> AsyncIterator[GatewayProcess]:
-    """``python -m gateway [global_flags] serve --listen 127.0.0.1:0 --ready-file ... flags``."""
+    """``python -m gateway [global_flags] serve --listen 127.0.0.1:0 --ready-file ... flags``,
+    from the repository (or, with ``python`` and ``cwd`` elsewhere, from an installed copy)."""
     ready = workdir / f"{name}.ready"
     log_path = workdir / f"{name}.log"
     command = [
-        sys.executable, "-m", "gateway", *global_flags, "serve",
+        python, "-m", "gateway", *global_flags, "serve",
         "--listen", "127.0.0.1:0", "--ready-file", str(ready), *flags,
     ]  # fmt: skip
     _fresh(workdir, ready)
-    process = spawn(command, log_path, cwd=ROOT, env=clean_env() if env is None else env)
+    process = spawn(command, log_path, cwd=cwd, env=clean_env() if env is None else env)
     try:
         deadline = time.monotonic() + GATEWAY_START_S * TIMING
         while not (ready.exists() and ready.read_text().strip()):
