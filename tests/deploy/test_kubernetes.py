@@ -8,13 +8,17 @@ gateway's drain, non-root security settings, and flags and env vars the gateway 
 from __future__ import annotations
 
 import importlib
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings
-from tests.deploy.conftest import DEPLOY
+from tests.conftest import ROOT
+from tests.deploy.conftest import DEPLOY, clean_env
 
 KUBERNETES = DEPLOY / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
@@ -158,21 +162,43 @@ def test_containers_run_as_non_root_with_resources(manifest: str) -> None:
             assert "/tmp" in mounts
 
 
+@pytest.fixture(scope="module")
+def gateway_help() -> str:
+    """`gateway --help` and `gateway serve --help` as the image's entrypoint prints them."""
+    texts = []
+    for args in (["--help"], ["serve", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", *args],
+            cwd=ROOT,
+            env=clean_env(COLUMNS="200"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        texts.append(done.stdout)
+    return "\n".join(texts)
+
+
 @pytest.mark.parametrize("manifest", ["sidecar.yaml", "shared-service.yaml"])
-def test_flags_and_env_vars_are_ones_the_gateway_knows(manifest: str) -> None:
-    """Every --flag in the container args and every GATEWAY_* env var names a setting of
-    `gateway serve`, and the listen addresses match the declared ports."""
-    known = set(Settings.model_fields)
+def test_flags_and_env_vars_are_ones_the_gateway_knows(manifest: str, gateway_help: str) -> None:
+    """Every --flag in the container args is a `gateway serve` flag and every GATEWAY_* env var
+    one the gateway reads (from its --help), and the listen addresses match the ports."""
+    known_flags = set(re.findall(r"--([a-z][a-z0-9-]*)", gateway_help))
+    known_env = set(re.findall(r"env (GATEWAY_[A-Z0-9_]+)", gateway_help))
+    assert {"listen", "drain-grace-s"} <= known_flags and "GATEWAY_DRAIN_GRACE_S" in known_env
     for deployment in by_kind(KUBERNETES / manifest, "Deployment"):
         for container in gateway_containers(deployment):
             args = container["args"]
             assert args[0] == "serve"
             flags = dict(arg.removeprefix("--").split("=", 1) for arg in args[1:])
             for flag in flags:
-                assert flag.replace("-", "_") in known, flag
+                assert flag in known_flags, flag
             for env in container.get("env", []):
                 if env["name"].startswith("GATEWAY_"):
-                    assert env["name"].removeprefix("GATEWAY_").lower() in known, env["name"]
+                    assert env["name"] in known_env, env["name"]
+            # Machines read the logs: one JSON object per line.
+            assert env_value(container, "GATEWAY_LOG_FORMAT")["value"] == "json"
             assert flags["listen"] == f"0.0.0.0:{GRPC_PORT}"
             assert flags["metrics-listen"] == f"0.0.0.0:{METRICS_PORT}"
             ports = {p["containerPort"] for p in container["ports"]}

@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from tests.conftest import TIMING
-from tests.deploy.conftest import DEPLOY, free_port, gateway_process, run, tail, wait_for_exit
+from tests.deploy.conftest import DEPLOY, clean_env, free_port, gateway_process, run, tail, wait_for_exit
 from tests.integration.conftest import LINEAR16, words
 from tests.support.standin import BLOCK_BYTES, BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
 
@@ -217,6 +217,39 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
     resume = a_status
     assert resume is not None and abs(resume.committed_seconds - blocks * BLOCK_SECONDS) < 1e-6, resume
     assert exited_after < grace_s + 3 * TIMING, exited_after
+
+
+async def test_json_logs_carry_session_ids_and_never_the_key(tmp_path: Path) -> None:
+    """`gateway --log-format json` writes only JSON objects, one per line; a session's lines
+    carry its session and upstream request ids; the Deepgram key appears nowhere, even at DEBUG."""
+    key = "dg-deploy-test-key-5f0c1e2d3a4b"
+    async with DeepgramStandIn() as standin:
+        async with gateway_process(
+            tmp_path,
+            "--upstream-url",
+            standin.url,
+            global_flags=["--log-format", "json", "--log-level", "DEBUG"],
+            env=clean_env(DEEPGRAM_API_KEY=key),
+        ) as gw:
+            async with grpc.aio.insecure_channel(gw.address) as channel:
+                stub = pb_grpc.TranscribeServiceStub(channel)
+                reqs = [
+                    pb.StreamTranscribeRequest(config=LINEAR16),
+                    pb.StreamTranscribeRequest(audio=counter_audio(0, 5)),
+                ]
+                responses = [r async for r in stub.StreamTranscribe(iter(reqs))]
+        log = gw.log  # complete: the process has exited
+    assert standin.connections[0].headers["Authorization"] == f"Token {key}"  # it was used
+    started = responses[0].session_started
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert entries and all(
+        isinstance(e, dict) and {"time", "level", "logger", "message"} <= e.keys() for e in entries
+    )
+    session_lines = [e for e in entries if e.get("session_id") == started.session_id]
+    assert session_lines, log
+    assert any(e.get("upstream_request_id") == started.upstream_request_id for e in session_lines), log
+    assert key not in log
+    assert key[-12:] not in log
 
 
 @pytest.mark.xfail(
