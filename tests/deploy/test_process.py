@@ -165,9 +165,14 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
                     await hold.wait()
 
                 a_call = stub.StreamTranscribe(a_requests())
-                a_responses: list[pb.StreamTranscribeResponse] = [await a_call.read()]
+                a_responses: list[pb.StreamTranscribeResponse] = []
+                # Before the signal: blocks 0-9 answered (a result per 5 blocks) and relayed...
+                while len(words(a_responses)) < 10:
+                    response = await asyncio.wait_for(a_call.read(), 10 * TIMING)
+                    assert isinstance(response, pb.StreamTranscribeResponse), response
+                    a_responses.append(response)
+                # ...and every byte of A's audio relayed upstream.
                 await a_sent.wait()
-                # The gateway has relayed every byte of A's audio upstream before the signal.
                 await _until(
                     lambda: (
                         len(standin.connections) >= 1
@@ -180,12 +185,9 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
 
                 signalled = time.monotonic()
                 gw.process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(grpc.aio.AioRpcError):  # the status, checked below
-                    while (response := await a_call.read()) is not grpc.aio.EOF:
-                        assert isinstance(response, pb.StreamTranscribeResponse)
-                        a_responses.append(response)
+                a_responses += await asyncio.wait_for(_rest(a_call), 10 * TIMING)  # status checked below
                 a_code = await asyncio.wait_for(a_call.code(), 10 * TIMING)
-                a_status = await _status(a_call)
+                resume_point = await _resume_point(a_call)
 
                 # The drain is still running (B holds it): new streams are refused.
                 late = stub.StreamTranscribe(iter([pb.StreamTranscribeRequest(config=LINEAR16)]))
@@ -197,11 +199,14 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
                 assert exit_code is not None, (
                     f"still running {grace_s + 5} s after SIGTERM:\n{tail(gw.log_path)}"
                 )
-                b_call.cancel()  # the process is gone; B's outcome is not this test's subject
+                # B, whose upstream never answered, was told too and cut at the end of the grace.
+                # (Its responses must be read for grpc.aio to deliver its status.)
+                b_responses = await asyncio.wait_for(_rest(b_call), 10 * TIMING)
+                b_code = await asyncio.wait_for(b_call.code(), 10 * TIMING)
                 hold.set()
             exited_after = time.monotonic() - signalled
 
-    assert drain_open, "the probes ran after the grace period"
+    assert drain_open, "the refusal was checked after the grace period"
     kinds = [r.WhichOneof("response") for r in a_responses]
     assert kinds[0] == "session_started", kinds
     going = [
@@ -211,12 +216,16 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
     ]
     assert going, kinds
     assert a_responses[going[0]].upstream_event.going_away.grace_seconds == grace_s
-    # Every final word of the audio A sent arrives, after going_away where not before.
+    # Every final word of the audio A sent arrives: blocks 0-9 came before the signal; the
+    # drain's Finalize brings 10 and 11, after going_away.
     assert [w.word for w in words(a_responses)] == [f"w{n}" for n in range(blocks)]
+    assert [w.word for w in words(a_responses[going[0] :])] == ["w10", "w11"]
     assert a_code == grpc.StatusCode.UNAVAILABLE, a_code
-    resume = a_status
-    assert resume is not None and abs(resume.committed_seconds - blocks * BLOCK_SECONDS) < 1e-6, resume
+    assert resume_point is not None, "no ResumePoint in the status details"
+    assert abs(resume_point.committed_seconds - blocks * BLOCK_SECONDS) < 1e-6, resume_point
     assert exited_after < grace_s + 3 * TIMING, exited_after
+    assert any(r.upstream_event.HasField("going_away") for r in b_responses), b_responses
+    assert b_code == grpc.StatusCode.UNAVAILABLE, b_code
 
 
 async def test_json_logs_carry_session_ids_and_never_the_key(tmp_path: Path) -> None:
@@ -293,6 +302,16 @@ async def test_health_probe_reads_not_serving_during_the_drain(health_probe_bin:
         assert probe.returncode == PROBE_NOT_SERVING, probe.describe()
 
 
+async def _rest(call: grpc.aio.StreamStreamCall) -> list[pb.StreamTranscribeResponse]:
+    """The call's remaining responses, up to its end (an error status ends it too)."""
+    out: list[pb.StreamTranscribeResponse] = []
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        while (response := await call.read()) is not grpc.aio.EOF:
+            assert isinstance(response, pb.StreamTranscribeResponse)
+            out.append(response)
+    return out
+
+
 async def _until(condition: object, timeout_s: float = 10.0) -> None:
     assert callable(condition)
     deadline = time.monotonic() + timeout_s * TIMING
@@ -301,7 +320,7 @@ async def _until(condition: object, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _status(call: grpc.aio.StreamStreamCall) -> pb.ResumePoint | None:
+async def _resume_point(call: grpc.aio.StreamStreamCall) -> pb.ResumePoint | None:
     """The ResumePoint in the call's rich status details, if any."""
     status = await rpc_status.aio.from_call(call)
     if status is None:
