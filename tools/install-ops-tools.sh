@@ -81,9 +81,13 @@ install_nginx() {
 # the binary there was built from that module at that version (go version -m reads it back).
 go_tool() {
     local name="$1" package="$2" version="$3" build
-    if [[ -x "$BIN/$name" ]] && command -v go >/dev/null \
-        && go version -m "$BIN/$name" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]].*[[:space:]]$version([[:space:]]|$)"; then
-        return 0
+    if [[ -x "$BIN/$name" ]]; then
+        command -v go >/dev/null || return 0  # cannot tell its version without Go: keep it
+        local info
+        info="$(go version -m "$BIN/$name" 2>/dev/null || true)"
+        if grep -qE "^[[:space:]]+mod[[:space:]].*[[:space:]]$version([[:space:]]|$)" <<<"$info"; then
+            return 0
+        fi
     fi
     (( CHECK_ONLY )) && { say "$name: missing or not $version"; return 1; }
     command -v go >/dev/null || die "$name needs Go (go install); Go is not on PATH"
