@@ -658,17 +658,22 @@ class _Stream:
             channel.push(samples)
 
     def _on_audio_threadsafe(self, planes: list[Samples]) -> None:
-        self._loop.call_soon_threadsafe(self._on_audio, planes)
+        # The decoder thread may still deliver while the engine shuts its loop down.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_audio, planes)
 
     def _on_error_threadsafe(self, exc: Exception) -> None:
-        self._loop.call_soon_threadsafe(self._on_decode_error, exc)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_decode_error, exc)
 
     def _on_decode_error(self, exc: Exception) -> None:
+        self._log.info("undecodable audio: %s", exc)
+        self._abort(CloseCode.POLICY_VIOLATION, protocol.DATA0000_REASON)
+
+    def _abort(self, code: CloseCode, reason: str) -> None:
+        """Close from a callback; the reader sees the close and the stream ends."""
         if self._error_close is None:
-            self._log.info("undecodable audio: %s", exc)
-            self._error_close = asyncio.ensure_future(
-                self._connection.close(CloseCode.POLICY_VIOLATION, protocol.DATA0000_REASON)
-            )
+            self._error_close = asyncio.ensure_future(self._connection.close(code, reason))
 
     # ---- messages out ----
 
@@ -677,7 +682,8 @@ class _Stream:
             self._outbox.put_nowait(protocol.encode(message))
         except asyncio.QueueFull:
             # The client stopped reading; dropping silently would corrupt its transcript.
-            self._on_decode_error(RuntimeError("client is not reading results"))
+            self._log.warning("client is not reading results; closing")
+            self._abort(CloseCode.INTERNAL_ERROR, "The client did not read results in time.")
 
     def send_result(self, channel: int, window: Window, words: list[Word]) -> None:
         if not self._options.digits:
@@ -747,7 +753,7 @@ class _Stream:
             if self._error_close is not None:
                 with contextlib.suppress(ConnectionClosed):
                     await self._error_close
-                outcome = "undecodable audio"
+                outcome = "aborted"
             for channel in self._channels:
                 channel.release()
             self._log.info("stream closed (%s) after %.2f s of audio", outcome, self._metadata()["duration"])
