@@ -149,16 +149,26 @@ class GatewayServer:
         return str(engine.url)
 
     async def drain(self) -> None:
-        """Graceful shutdown: refuse new streams, finalise open ones, stop within the grace period."""
+        """Graceful shutdown: refuse new streams, finalise open ones, stop within the grace period.
+
+        The listener stays open meanwhile, so health checks read NOT_SERVING (a load balancer's
+        active check takes the replica out) instead of finding the port closed.
+        """
         assert self._server is not None and self._servicer is not None
         grace = self.settings.drain_grace_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._availability.draining = True
         await self._availability.update()
         sessions = list(self._servicer.sessions)
         logger.info("draining: %d open stream(s), %g s grace", len(sessions), grace)
         await asyncio.gather(*(session.drain(grace) for session in sessions))
-        await self._server.stop(grace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._servicer.idle.wait()
         left = len(self._servicer.sessions)
+        # What is left is cancelled now: the grace period is over.
+        await self._server.stop(max(deadline - loop.time(), 0.0) if not left else 0.0)
         if left:
             logger.warning("drain: %d stream(s) did not finish within %g s and were cancelled", left, grace)
 

@@ -64,6 +64,9 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         self._availability = availability
         self._max_streams = max_streams
         self.sessions: set[Session] = set()
+        # Set while no stream is open: what a drain waits for.
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def StreamTranscribe(
         self,
@@ -127,6 +130,7 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             )
         session = Session(first.config, self._options, self._metrics)
         self.sessions.add(session)
+        self.idle.clear()
         self._metrics.active_sessions.inc()
         try:
             requests = _client_requests(request_iterator, context, self._metrics)
@@ -147,6 +151,8 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             await self._abort(context, code, message, *details)
         finally:
             self.sessions.discard(session)
+            if not self.sessions:
+                self.idle.set()
             self._metrics.active_sessions.dec()
 
     async def _abort(

@@ -261,11 +261,6 @@ async def test_json_logs_carry_session_ids_and_never_the_key(tmp_path: Path) -> 
     assert key[-12:] not in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/server.py drain() calls server.stop(grace) at once, which closes the listener: "
-    "a probe during the grace cannot connect instead of reading NOT_SERVING (see deploy/README.md)",
-)
 async def test_health_probe_reads_not_serving_during_the_drain(health_probe_bin: str, tmp_path: Path) -> None:
     """While a SIGTERMed gateway drains, grpc_health_probe connects and reads NOT_SERVING, so a
     load balancer's active health check takes the replica out before it is gone."""
