@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from grpc_status import rpc_status
 
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
