@@ -211,6 +211,13 @@ class EngineServer:
         return f"ws://{host}:{port}{protocol.LISTEN_PATH}"
 
     async def __aenter__(self) -> EngineServer:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+
+    async def _start(self) -> EngineServer:
         config = self._config
         settings = RecognizerSettings(
             cpu_threads=config.cpu_threads,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
+import gateway.engine
 from gateway.engine.protocol import NET0001_REASON
 from tests.conftest import TIMING
 from tests.engine.conftest import Transcript, read_all, running_engine, send_audio, stream, wer
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.engine
 CLIP = "libri_8455-210777-0068.wav"
 REFERENCE = "your power is sufficient i said"
 RAW = "?encoding=linear16&sample_rate=16000"
+SAMPLE = Path(gateway.engine.__file__).resolve().parent.parent / "samples" / "hello.wav"
 
 
 async def test_close_stream_sends_results_then_metadata_then_1000() -> None:
@@ -223,3 +226,15 @@ async def test_pocketsphinx_recognizer_streams() -> None:
     assert words, "pocketsphinx produced no words"
     assert "three" in transcript.text()
     assert transcript.finals()[0]["metadata"]["model_info"]["arch"] == "pocketsphinx"
+
+
+async def test_demo_sample_is_transcribed() -> None:
+    """The clip shipped for the README demo comes out nearly word for word."""
+    data = SAMPLE.read_bytes()
+    async with running_engine() as engine:
+        transcript = await stream(engine.url + "?punctuate=true", chunks(data, 8000))
+    reference = (
+        "Hello, and welcome to the transcription gateway. This short recording was made for the "
+        "demo, so that anyone can try the service without a network connection."
+    )
+    assert wer(reference, transcript.text()) <= 0.1
