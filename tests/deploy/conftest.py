@@ -197,21 +197,22 @@ async def gateway_process(
     global_flags: Sequence[str] = (),
     name: str = "gateway",
     stop_grace_s: float = 20.0,
-    python: str = sys.executable,
+    program: Sequence[str] = (sys.executable, "-m", "gateway"),
     cwd: Path = ROOT,
+    start_timeout_s: float = GATEWAY_START_S,
 ) -> AsyncIterator[GatewayProcess]:
     """``python -m gateway [global_flags] serve --listen 127.0.0.1:0 --ready-file ... flags``,
-    from the repository (or, with ``python`` and ``cwd`` elsewhere, from an installed copy)."""
+    from the repository (or, with ``program`` and ``cwd`` elsewhere, an installed copy)."""
     ready = workdir / f"{name}.ready"
     log_path = workdir / f"{name}.log"
     command = [
-        python, "-m", "gateway", *global_flags, "serve",
+        *program, *global_flags, "serve",
         "--listen", "127.0.0.1:0", "--ready-file", str(ready), *flags,
     ]  # fmt: skip
     _fresh(workdir, ready)
     process = spawn(command, log_path, cwd=cwd, env=clean_env() if env is None else env)
     try:
-        deadline = time.monotonic() + GATEWAY_START_S * TIMING
+        deadline = time.monotonic() + start_timeout_s * TIMING
         while not (ready.exists() and ready.read_text().strip()):
             if process.poll() is not None:
                 pytest.fail(f"{name} exited with {process.returncode} before serving:\n{tail(log_path)}")

@@ -182,10 +182,23 @@ def test_the_selection_from_the_lock_fits_the_extra(extras: str, present: set[st
         assert any("--hash=sha256:" in line for line in package.lines), package.name
 
 
-async def test_the_images_install_step_gives_a_working_gateway(tmp_path: Path) -> None:
-    """install-gateway.sh, run on a copy of what the Dockerfile COPYs, installs the relay-only
-    gateway from the lock (hash-checked, `pip check` clean) into a fresh virtualenv, whose
-    `gateway serve` answers the image's HEALTHCHECK."""
+@pytest.mark.parametrize(
+    ("extras", "expected", "unexpected"),
+    [
+        pytest.param("", {"grpcio", "websockets"}, {"faster-whisper", "pytest"}, id="relay"),
+        # About 300 MB of wheels, and the engine's model load at start.
+        pytest.param(
+            "engine", {"grpcio", "faster-whisper", "av"}, {"pytest"}, id="engine", marks=pytest.mark.slow
+        ),
+    ],
+)
+async def test_the_images_install_step_gives_a_working_gateway(
+    tmp_path: Path, extras: str, expected: set[str], unexpected: set[str]
+) -> None:
+    """install-gateway.sh, run on a copy of what the Dockerfile COPYs, installs the gateway from
+    the lock (hash-checked, `pip check` clean) into a fresh virtualenv, whose `gateway serve`
+    (the image's entrypoint) answers the image's HEALTHCHECK: relaying to an upstream URL, or
+    with the embedded engine for the `engine` variant."""
     context = tmp_path / "context"
     for source in copy_sources(instructions(DOCKERFILE.read_text())):
         target = context / source
@@ -196,21 +209,28 @@ async def test_the_images_install_step_gives_a_working_gateway(tmp_path: Path) -
             shutil.copy2(ROOT / source, target)
     venv = tmp_path / "venv"
     installed = await run(
-        ["sh", str(context / "deploy/docker/install-gateway.sh"), str(context), str(venv), ""],
-        timeout_s=240,
+        ["sh", str(context / "deploy/docker/install-gateway.sh"), str(context), str(venv), extras],
+        timeout_s=280,
         env=clean_env(PYTHON=sys.executable, PIP_NO_INPUT="1"),
     )
     assert installed.returncode == 0, installed.describe()
     freeze = await run([str(venv / "bin/python"), "-m", "pip", "freeze"])
     frozen = {re.split(r"==| @ ", line)[0].lower().replace("_", "-") for line in freeze.stdout.splitlines()}
-    assert {"grpcio", "websockets", "transcribe-gateway"} <= frozen, frozen
-    assert not {"faster-whisper", "pytest"} & frozen
+    assert {*expected, "transcribe-gateway"} <= frozen, frozen
+    assert not unexpected & frozen
 
     async with DeepgramStandIn() as standin:
+        upstream = ["--upstream-url", standin.url] if not extras else []
         async with gateway_process(
-            tmp_path / "run", "--upstream-url", standin.url, python=str(venv / "bin/python"), cwd=tmp_path
+            tmp_path / "run",
+            *upstream,
+            program=[str(venv / "bin/gateway")],
+            cwd=tmp_path,
+            start_timeout_s=180 if extras else 30,
         ) as gw:
             check = await run(
                 [str(venv / "bin/python"), str(context / "deploy/docker/healthcheck.py"), gw.address]
             )
             assert check.returncode == 0, check.describe() + f"\n--- gateway log\n{gw.log}"
+            if extras:
+                assert "embedded engine" in gw.log, gw.log
