@@ -82,6 +82,36 @@ async def test_grpcurl_streams_audio_and_gets_words(grpcurl_bin: str, tmp_path: 
     assert said == [f"w{n}" for n in range(blocks)]
 
 
+async def test_a_tokens_file_guards_streams_but_not_health_or_reflection(
+    grpcurl_bin: str, health_probe_bin: str, tmp_path: Path
+) -> None:
+    """With --auth-tokens-file (as the shared-service manifest mounts it), grpcurl's stream needs
+    `authorization: Bearer <token>`; health (for probes) and reflection (for grpcurl) do not."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# client tokens\ntok-alpha-0123456789\ntok-beta-9876543210\n")
+    request = json.dumps({"config": {"encoding": "AUDIO_ENCODING_LINEAR16", "sample_rate": 16000}})
+    async with DeepgramStandIn() as standin:
+        async with gateway_process(
+            tmp_path, "--upstream-url", standin.url, "--auth-tokens-file", str(tokens)
+        ) as gw:
+            call = [grpcurl_bin, "-plaintext", "-d", "@"]
+            target = [gw.address, f"{SERVICE}/StreamTranscribe"]
+            refused = await run([*call, *target], stdin=request)
+            assert refused.returncode != 0 and "Unauthenticated" in refused.stderr, refused.describe()
+            wrong = await run([*call, "-H", "authorization: Bearer tok-gamma", *target], stdin=request)
+            assert wrong.returncode != 0 and "Unauthenticated" in wrong.stderr, wrong.describe()
+            allowed = await run(
+                [*call, "-H", "authorization: Bearer tok-beta-9876543210", *target], stdin=request
+            )
+            assert allowed.returncode == 0, allowed.describe()
+            assert "summary" in _json_stream(allowed.stdout)[-1]
+
+            listed = await run([grpcurl_bin, "-plaintext", gw.address, "list"])
+            assert listed.returncode == 0 and SERVICE in listed.stdout.split(), listed.describe()
+            probe = await run([health_probe_bin, f"-addr={gw.address}", f"-service={SERVICE}"])
+            assert probe.returncode == PROBE_SERVING, probe.describe()
+
+
 async def test_grpc_health_probe_reports_serving(health_probe_bin: str, tmp_path: Path) -> None:
     """grpc_health_probe (what Docker and older Kubernetes probe with) sees SERVING for the
     server and for TranscribeService."""

@@ -16,7 +16,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from tests.conftest import TIMING
-from tests.deploy.conftest import GatewayProcess, NginxProcess, free_port, gateway_process, nginx_process
+from tests.deploy.conftest import (
+    GatewayProcess,
+    NginxProcess,
+    free_port,
+    gateway_process,
+    nginx_process,
+    stop_process,
+)
 from tests.integration.conftest import LINEAR16, chunks, collect, requests, words
 from tests.support.standin import BLOCK_BYTES, DeepgramStandIn, counter_audio
 
@@ -143,3 +150,25 @@ async def test_no_reachable_replica_is_unavailable_with_a_reason(nginx_bin: str,
                 await stub.Check(health_pb2.HealthCheckRequest(), timeout=20 * TIMING)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
     assert info.value.details() == "no transcribe gateway replica is reachable"
+
+
+async def test_streams_fail_over_to_the_remaining_replica_when_one_is_gone(
+    nginx_bin: str, tmp_path: Path
+) -> None:
+    """After one replica has exited, every new stream through nginx still completes: nginx
+    skips the refused connection for the next replica (grpc_next_upstream, max_fails) and the
+    client sees no error."""
+    async with fleet(nginx_bin, tmp_path) as f:
+        gone, left = f.replicas
+        await stop_process(gone.process)
+        assert gone.process.returncode is not None
+        async with grpc.aio.insecure_channel(f.nginx.address) as channel:
+            stub = pb_grpc.TranscribeServiceStub(channel)
+            firsts = [i * 100 for i in range(10)]
+            results = await asyncio.wait_for(
+                asyncio.gather(*(stream_counter_audio(stub, first, 5) for first in firsts)), 60 * TIMING
+            )
+        for first, responses in zip(firsts, results, strict=True):
+            assert [w.word for w in words(responses)] == expected_words(first, 5)
+        assert len(f.standins[1].connections) == len(firsts)
+        assert left.process.poll() is None
