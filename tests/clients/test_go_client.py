@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients import sample_checks as checks
-from tests.clients.conftest import REPO, Clip, InterruptClient, ProgressiveServer, RunClient
+from tests.clients.conftest import REPO, Clip, InterruptClient, ProgressiveServer, RunClient, StallingServer
 
 #: They run the real gateway, which starts the embedded engine.
 pytestmark = pytest.mark.engine
@@ -139,7 +139,14 @@ def test_interrupt_ends_the_audio_cleanly(
 
 @pytest.mark.slow
 def test_second_interrupt_cancels_with_130(
-    go_client: list[str], live_gateway: str, corpus_clip: Clip, interrupt_client: InterruptClient
+    go_client: list[str],
+    stalling_server: StallingServer,
+    corpus_clip: Clip,
+    interrupt_client: InterruptClient,
 ) -> None:
-    """A second Ctrl+C cancels the call: exit 130, `error: CANCELLED: interrupted`."""
-    checks.check_second_interrupt(go_client, live_gateway, corpus_clip, interrupt_client)
+    """A second Ctrl+C cancels the call: exit 130, `error: CANCELLED: interrupted`.
+
+    Against a server that never ends the call after the half-close, so that results are still
+    pending when the second Ctrl+C comes, however fast a real upstream would have been.
+    """
+    checks.check_second_interrupt(go_client, stalling_server.addr, corpus_clip, interrupt_client)
