@@ -23,6 +23,10 @@ tools/node_modules/.installed: tools/package.json
 	cd tools && npm install --no-audit --no-fund --silent
 	touch $@
 
+## ops-tools: nginx, grpcurl and grpc_health_probe for the deployment tests, into .tools/.
+ops-tools:
+	bash tools/install-ops-tools.sh
+
 ## lock: re-resolve requirements.lock from pyproject.toml (hash-pinned).
 lock:
 	$(UV) pip compile pyproject.toml --extra engine --extra dev --extra bench --generate-hashes \
@@ -42,9 +46,9 @@ proto-check: setup tools
 	$(PY) tools/check_generated.py
 
 lint: setup
-	$(PY) -m ruff check gateway tests bench tools clients/python
-	$(PY) -m ruff format --check gateway tests bench tools clients/python
-	$(PY) -m mypy gateway tests bench clients/python
+	$(PY) -m ruff check gateway tests bench tools clients/python deploy
+	$(PY) -m ruff format --check gateway tests bench tools clients/python deploy
+	$(PY) -m mypy gateway tests bench clients/python deploy
 
 ## test: everything CI runs (lint, generated-code check, the whole test suite).
 test: setup proto-check lint
@@ -61,7 +65,7 @@ bench-engine: setup
 	$(PY) -m bench.engine
 
 bench: setup
-	$(PY) -m bench.relay
+	$(PY) -m bench.relay --gateway-args "--workers 2"
 
 ## bench-faults: the resilience benchmark (docs/resilience.md).
 bench-faults: setup
