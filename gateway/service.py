@@ -36,8 +36,13 @@ _RPC_LABELS = ("bidi_stream", SERVICE_NAME, "StreamTranscribe")
 
 
 class Availability:
-    """What grpc.health.v1 reports: SERVING unless the gateway is draining or the upstream
-    rejected the gateway's key (which fails every stream until an operator fixes it)."""
+    """What grpc.health.v1 reports.
+
+    The server (``""``, what liveness probes ask) is NOT_SERVING only while draining; the
+    service is also NOT_SERVING while the upstream rejects the gateway's key, which fails every
+    stream until an operator fixes it. A restart would not fix the key, so it must not fail
+    liveness; it should take the replica out of load balancing.
+    """
 
     def __init__(self, health: HealthServicer) -> None:
         self.health = health
@@ -45,12 +50,11 @@ class Availability:
         self.key_rejected = False
 
     async def update(self) -> None:
-        serving = not (self.draining or self.key_rejected)
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, status)
+        response = health_pb2.HealthCheckResponse
+        server_ok = not self.draining
+        service_ok = server_ok and not self.key_rejected
+        await self.health.set("", response.SERVING if server_ok else response.NOT_SERVING)
+        await self.health.set(SERVICE_NAME, response.SERVING if service_ok else response.NOT_SERVING)
 
 
 class TranscribeServicer(pb_grpc.TranscribeServiceServicer):

@@ -64,14 +64,16 @@ async def test_health_serving_for_the_server_and_the_service(standin: DeepgramSt
 
 
 async def test_health_goes_not_serving_when_the_key_is_rejected_and_recovers() -> None:
-    """A rejected upstream key fails every stream, so the gateway says so until one works again."""
+    """A rejected upstream key fails every stream, so the service says so until one works again;
+    the server stays SERVING, since restarting it (a failed liveness probe) would not help."""
     async with DeepgramStandIn([Plan(reject_status=401)]) as standin:
         async with running_gateway(standin.url) as gw:
             error, _ = await expect_error(gw, requests(LINEAR16))
             assert error.code() == S.FAILED_PRECONDITION
-            assert await health_status(gw.channel) == health_pb2.HealthCheckResponse.NOT_SERVING
-            await collect(gw.stub, requests(LINEAR16, counter_audio(0, 1)))
+            assert await health_status(gw.channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
             assert await health_status(gw.channel) == health_pb2.HealthCheckResponse.SERVING
+            await collect(gw.stub, requests(LINEAR16, counter_audio(0, 1)))
+            assert await health_status(gw.channel, SERVICE) == health_pb2.HealthCheckResponse.SERVING
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -346,6 +348,7 @@ async def test_draining_gateway_reports_not_serving_and_refuses_streams(standin:
         gw.server._availability.draining = True
         await gw.server._availability.update()
         assert await health_status(gw.channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await health_status(gw.channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
         error, _ = await expect_error(gw, requests(LINEAR16))
         assert error.code() == S.UNAVAILABLE
         assert "shutting down" in (error.details() or "")
