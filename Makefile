@@ -59,7 +59,7 @@ test-fast: setup
 
 ## demo: serve with the embedded engine and transcribe the bundled sample through the gateway.
 demo: setup
-	$(PY) -m gateway demo
+	$(PY) -m gateway --log-level WARNING demo
 
 bench-engine: setup
 	$(PY) -m bench.engine
