@@ -15,6 +15,7 @@ a failure of one stops the others:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -104,6 +105,7 @@ class Session:
         # Set whenever log space may have been freed (a commit, or a send of unreplayable audio).
         self._progress = asyncio.Event()
         self._input_done = False
+        self._input_ended = asyncio.Event()
         self._started_at = time.monotonic()
         self._summary = pb.SessionSummary()
         self._sent_bytes = 0
@@ -168,6 +170,7 @@ class Session:
         if self._reader is not None:
             self._reader.cancel()
         self._input_done = True
+        self._input_ended.set()
         self._log_changed.set()
 
     @property
@@ -208,13 +211,19 @@ class Session:
         await self._output.put(_Done(end))
 
     async def _enforce_limits(self) -> None:
-        """End the input when the session is too long or its client has gone quiet."""
+        """End the input when the session is too long or its client has gone quiet.
+
+        Once the input has ended (half-close, drain) the limits have nothing left to stop: the
+        flush that follows is bounded by the retry and stall timeouts instead.
+        """
         options = self._options
-        while True:
+        while not self._input_done:
             session_end = self._started_at + options.max_session_s
             idle_end = self._last_request_at + options.client_idle_timeout_s
-            await asyncio.sleep(max(min(session_end, idle_end) - time.monotonic(), 0.0))
+            await self._input_ended_or(min(session_end, idle_end))
             now = time.monotonic()
+            if self._input_done:
+                return
             if now >= session_end:
                 self._stop_input(
                     grpc.StatusCode.OUT_OF_RANGE,
@@ -222,13 +231,17 @@ class Session:
                     f"{self._received_seconds():.3f} s was not transcribed: send it on a new stream with "
                     "start_offset_seconds set to that time",
                 )
-                return
-            if now >= self._last_request_at + options.client_idle_timeout_s and not self._input_done:
+            elif now >= self._last_request_at + options.client_idle_timeout_s:
                 self._stop_input(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                     f"the client sent nothing for {options.client_idle_timeout_s:g} s",
                 )
-                return
+
+    async def _input_ended_or(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) or the end of the input, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                await self._input_ended.wait()
 
     async def _read_client(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
         metrics = self._metrics
@@ -258,6 +271,7 @@ class Session:
             else:
                 raise ClientError("request has none of config, audio or control set")
         self._input_done = True
+        self._input_ended.set()
         self._log_changed.set()
 
     async def _admit(self, n_bytes: int) -> None:

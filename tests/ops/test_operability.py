@@ -29,7 +29,7 @@ from tests.integration.conftest import (
     status_detail,
     words,
 )
-from tests.support.standin import DeepgramStandIn, Plan, counter_audio
+from tests.support.standin import BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
 
 S = grpc.StatusCode
 SERVICE = "transcribe.v1.TranscribeService"
@@ -295,6 +295,30 @@ async def test_session_length_limit_finalises_then_ends_out_of_range(standin: De
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(7)]
     assert received[-1].HasField("summary")
     assert standin.connections[0].texts[-1] == {"type": "CloseStream"}
+
+
+async def test_limits_do_not_apply_to_the_flush_after_a_half_close() -> None:
+    """A client that half-closed in time gets OK, however long the upstream's flush takes."""
+    async with DeepgramStandIn(default=Plan(close_stream_delay_s=1.0 * TIMING)) as standin:
+        async with running_gateway(
+            standin.url, max_session_s=0.3 * TIMING, client_idle_timeout_s=0.2 * TIMING
+        ) as gw:
+            responses = await collect(gw.stub, requests(LINEAR16, counter_audio(0, 3)))
+    assert [w.word for w in words(responses)] == ["w0", "w1", "w2"]
+    assert responses[-1].HasField("summary")
+
+
+async def test_max_lead_paces_a_client_running_ahead_of_real_time(standin: DeepgramStandIn) -> None:
+    """With --max-lead-s, raw audio sent all at once is taken in at about real-time pace."""
+    blocks = 12  # 0.96 s of audio
+    async with running_gateway(standin.url, max_lead_s=0.2) as gw:
+        started = asyncio.get_running_loop().time()
+        responses = await collect(gw.stub, requests(LINEAR16, *(counter_audio(k, 1) for k in range(blocks))))
+        elapsed = asyncio.get_running_loop().time() - started
+    assert [w.word for w in words(responses)] == [f"w{k}" for k in range(blocks)]
+    # Without pacing this takes a few milliseconds; paced, at least the audio less the lead and
+    # the last chunk (the lead is checked before a chunk is taken in).
+    assert elapsed >= blocks * BLOCK_SECONDS - 0.2 - BLOCK_SECONDS - 0.02
 
 
 async def test_idle_client_is_finalised_then_deadline_exceeded(standin: DeepgramStandIn) -> None:

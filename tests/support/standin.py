@@ -66,6 +66,8 @@ class Plan:
     )
     drop_after_frames: int | None = None
     stall_after_frames: int | None = None
+    # Wait this long after CloseStream before the last results (a slow flush).
+    close_stream_delay_s: float = 0.0
     # Close 1011 NET-0001 after this long without any frame.
     idle_timeout_s: float | None = None
 
@@ -210,6 +212,7 @@ class _Conversation:
             if kind == "Finalize":
                 await self._transcribe(finalize=True)
             elif kind == "CloseStream":
+                await asyncio.sleep(self.plan.close_stream_delay_s)
                 await self._transcribe(finalize=True, from_finalize=False)
                 for message in self.plan.on_close_stream:
                     await self.ws.send(message)
