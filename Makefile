@@ -2,9 +2,8 @@
 PY      ?= .venv/bin/python
 UV      ?= .venv/bin/uv
 BUF     ?= tools/node_modules/.bin/buf
-PB_OUT  := gateway/_pb
 
-.PHONY: setup tools lock proto proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
+.PHONY: setup tools lock generate proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
 
 ## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
 setup: .venv/.installed
@@ -16,7 +15,7 @@ tools: tools/node_modules/.installed
 	test -x $(PY) || python3 -m venv .venv
 	test -x $(UV) || .venv/bin/pip install --quiet "uv==0.13.9"
 	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
-	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(UV) pip install --quiet --python $(PY) --no-deps -e contract -e .
 	touch $@
 
 tools/node_modules/.installed: tools/package.json
@@ -32,23 +31,20 @@ lock:
 	$(UV) pip compile pyproject.toml --extra engine --extra dev --extra bench --generate-hashes \
 	    --python-version 3.11 -o requirements.lock
 
-## proto: regenerate the gateway's Python code from the contract.
-proto: setup tools
+## generate: regenerate the one Python contract package (contract/) from the proto.
+generate: setup tools
 	$(BUF) lint
-	rm -rf $(PB_OUT)/transcribe
-	PATH=$(CURDIR)/.venv/bin:$$PATH $(PY) -m grpc_tools.protoc -I$(PB_OUT)=proto --python_out=. --grpc_python_out=. \
-	    --mypy_out=. --mypy_grpc_out=. proto/transcribe/v1/transcribe.proto
-	touch $(PB_OUT)/__init__.py $(PB_OUT)/transcribe/__init__.py $(PB_OUT)/transcribe/v1/__init__.py
+	$(PY) tools/check_generated.py --write
 
-## proto-check: fail when the committed generated code differs from what the proto gives.
+## proto-check: buf lint, and fail when the committed generated code differs from what the proto gives.
 proto-check: setup tools
 	$(BUF) lint
 	$(PY) tools/check_generated.py
 
 lint: setup
-	$(PY) -m ruff check gateway tests bench tools clients/python deploy
-	$(PY) -m ruff format --check gateway tests bench tools clients/python deploy
-	$(PY) -m mypy gateway tests bench clients/python deploy
+	$(PY) -m ruff check gateway transcribe_engine tests bench tools clients/python deploy
+	$(PY) -m ruff format --check gateway transcribe_engine tests bench tools clients/python deploy
+	$(PY) -m mypy gateway transcribe_engine tests bench clients/python/transcribe_client deploy
 
 ## test: everything CI runs (lint, generated-code check, the whole test suite).
 test: setup proto-check lint

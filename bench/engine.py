@@ -182,9 +182,8 @@ async def engine_stream(url: str, clip: Clip, *, realtime: bool, interim: bool) 
 async def gateway_stream(address: str, clip: Clip) -> StreamStats:
     """Stream one clip through the gRPC gateway (StreamTranscribe), in real time."""
     import grpc
-
-    from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-    from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
+    from transcribe.v1 import transcribe_pb2 as pb
+    from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
     stats = StreamStats(clip.name, clip.duration)
     pacer = Pacer(realtime=True)
@@ -269,11 +268,11 @@ async def process(argv: list[str], workdir: Path, name: str) -> AsyncIterator[Pr
 
 
 def engine_argv(*extra: str) -> list[str]:
-    return [PYTHON, "-m", "gateway.engine", "serve", "--engine-port", "0", *extra]
+    return [PYTHON, "-m", "transcribe_engine", "serve", "--engine-port", "0", *extra]
 
 
 def gateway_available() -> bool:
-    return (ROOT / "gateway" / "server.py").is_file() and (ROOT / "gateway" / "_pb").is_dir()
+    return (ROOT / "gateway" / "server.py").is_file() and (ROOT / "contract" / "transcribe").is_dir()
 
 
 # ---- measurements -------------------------------------------------------------------------------

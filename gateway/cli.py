@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     engine_commands = engine.add_subparsers(required=True, metavar="COMMAND")
     engine_serve = engine_commands.add_parser("serve", help="serve /v1/listen standalone")
     try:
-        from gateway.engine.cli import add_engine_arguments
+        from transcribe_engine.cli import add_engine_arguments
     except ImportError as exc:
         missing = f"the embedded engine is not installed ({exc}): install the `engine` extra"
         engine_serve.set_defaults(run=lambda _args: _fail(missing))
@@ -213,7 +213,7 @@ async def _until_signalled(server: GatewayServer) -> None:
 
 
 def _run_engine(args: argparse.Namespace) -> None:
-    from gateway.engine.cli import engine_config_from_args, run_engine
+    from transcribe_engine.cli import engine_config_from_args, run_engine
 
     asyncio.run(run_engine(engine_config_from_args(args)))
 

@@ -12,8 +12,8 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
 from gateway.errors import GatewayError
@@ -134,8 +134,8 @@ class GatewayServer:
 
     async def _start_engine(self) -> str:
         try:
-            from gateway.engine.config import EngineConfig
-            from gateway.engine.server import EngineServer
+            from transcribe_engine.config import EngineConfig
+            from transcribe_engine.server import EngineServer
         except ImportError as exc:
             raise StartupError(
                 "no upstream is configured (set DEEPGRAM_API_KEY or --upstream-url) and the embedded "

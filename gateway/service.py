@@ -11,9 +11,9 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import HealthServicer
 from grpc_status import rpc_status
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from gateway.errors import (
     ClientCancelledError,
     ConfigError,

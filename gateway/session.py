@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway.audiolog import AudioLog
 from gateway.errors import (
     ClientError,

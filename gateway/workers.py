@@ -39,8 +39,8 @@ async def supervise(settings: Settings, global_flags: list[str]) -> None:
     async with contextlib.AsyncExitStack() as stack:
         upstream = settings.relay_url
         if upstream is None:
-            from gateway.engine.config import EngineConfig
-            from gateway.engine.server import EngineServer
+            from transcribe_engine.config import EngineConfig
+            from transcribe_engine.server import EngineServer
 
             engine = await stack.enter_async_context(
                 EngineServer(

@@ -3,7 +3,8 @@
 #
 #   install-gateway.sh SRC VENV [EXTRAS]     e.g. install-gateway.sh /src /opt/gateway engine
 #
-# SRC holds pyproject.toml, requirements.lock, README.md, gateway/ and deploy/docker/. EXTRAS is
+# SRC holds pyproject.toml, requirements.lock, README.md, contract/, gateway/, transcribe_engine/
+# and deploy/docker/. EXTRAS is
 # "" (the relay alone) or "engine" (with the embedded offline engine). The Dockerfile runs this;
 # tests/deploy/test_docker.py runs the same script outside Docker, into a temporary virtualenv.
 # PYTHON chooses the interpreter (default python3).
@@ -24,6 +25,7 @@ trap 'rm -f "$pins"' EXIT
 "$python" -m venv "$venv"
 pip="$venv/bin/python -m pip --disable-pip-version-check --no-input"
 $pip install --no-cache-dir --require-hashes --no-deps --only-binary :all: -r "$pins"
-# The gateway itself, built from SRC with the locked setuptools (no download at build time).
-$pip install --no-cache-dir --no-deps --no-build-isolation "$src"
+# The contract package and the gateway itself, built from SRC with the locked setuptools (no
+# download at build time).
+$pip install --no-cache-dir --no-deps --no-build-isolation "$src/contract" "$src"
 $pip check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2 as pb
 
 # Bytes per sample of the raw (headerless, uncompressed) encodings. For every other encoding,
 # compressed or containerised, a byte offset says nothing exact about time.

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2 as pb
+
 from gateway.errors import ConfigError
 
 DEEPGRAM_URL: Final = "wss://api.deepgram.com/v1/listen"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2 as pb
 
 # Tolerance when comparing a replayed connection's times with delivered ones: the same audio
 # decoded twice can move boundaries by a few milliseconds.

@@ -9,10 +9,8 @@ protobuf's default pool).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,29 +42,6 @@ def probe(run_client: RunClient, venv_python: str, scenario: str, addr: str, cli
     run = run_client([venv_python, str(PROBE), scenario, addr, str(clip.path)], env=ENV, cwd=CLIENT_DIR)
     assert run.returncode == 0, run.describe()
     return json.loads(run.stdout)
-
-
-def test_generated_code_is_in_sync(
-    venv_python: str, run_client: RunClient, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """The committed stubs in transcribe_client/_pb are what generate.sh makes from the proto now."""
-    out = tmp_path_factory.mktemp("pb")
-    bin_dir = str(Path(venv_python).parent)
-    run = run_client(
-        [venv_python, "-m", "grpc_tools.protoc", "-Itranscribe_client/_pb=../../proto",
-         f"--python_out={out}", f"--grpc_python_out={out}",
-         f"--mypy_out={out}", f"--mypy_grpc_out={out}",
-         "../../proto/transcribe/v1/transcribe.proto"],
-        cwd=CLIENT_DIR,
-        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )  # fmt: skip
-    assert run.returncode == 0, run.describe()
-    fresh = out / "transcribe_client" / "_pb" / "transcribe" / "v1"
-    committed = CLIENT_DIR / "transcribe_client" / "_pb" / "transcribe" / "v1"
-    generated = sorted(p.name for p in fresh.iterdir())
-    assert generated, run.describe()
-    stale = [n for n in generated if (committed / n).read_bytes() != (fresh / n).read_bytes()]
-    assert not stale, f"out of date: {stale}; run clients/python/generate.sh"
 
 
 def test_file_prints_final_transcripts(client: list[str], run_client: RunClient, corpus_clip: Clip) -> None:

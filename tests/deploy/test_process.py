@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from tests.conftest import TIMING
 from tests.deploy.conftest import DEPLOY, clean_env, free_port, gateway_process, run, tail, wait_for_exit
 from tests.integration.conftest import LINEAR16, words

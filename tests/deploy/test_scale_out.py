@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from tests.conftest import TIMING
 from tests.deploy.conftest import (
     GatewayProcess,

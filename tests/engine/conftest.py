@@ -15,9 +15,9 @@ import jiwer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.engine.config import EngineConfig
-from gateway.engine.server import EngineServer
 from tests.conftest import TIMING
+from transcribe_engine.config import EngineConfig
+from transcribe_engine.server import EngineServer
 
 
 @contextlib.asynccontextmanager

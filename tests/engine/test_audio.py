@@ -8,15 +8,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from gateway.engine.audio import (
+from tests.engine.media import chunks, clip_path, encode, pcm_to_float, read_pcm
+from transcribe_engine.audio import (
     AudioDecodeError,
     ContainerDecoder,
     RawDecoder,
     SniffingDecoder,
     parse_wav_header,
 )
-from gateway.engine.protocol import Encoding
-from tests.engine.media import chunks, clip_path, encode, pcm_to_float, read_pcm
+from transcribe_engine.protocol import Encoding
 
 Planes = list[npt.NDArray[np.float32]]
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from gateway.engine.cli import add_engine_arguments, engine_config_from_args
+from transcribe_engine.cli import add_engine_arguments, engine_config_from_args
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

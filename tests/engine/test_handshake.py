@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.engine.config import EngineConfig
 from tests.conftest import TIMING
 from tests.engine.conftest import running_engine
+from transcribe_engine.config import EngineConfig
 
 pytestmark = pytest.mark.engine
 

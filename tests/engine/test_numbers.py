@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.engine.numbers import cardinal, spell_numbers
-from gateway.engine.protocol import Word
+from transcribe_engine.numbers import cardinal, spell_numbers
+from transcribe_engine.protocol import Word
 
 
 @pytest.mark.parametrize(

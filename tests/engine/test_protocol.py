@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
 
-from gateway.engine import protocol
-from gateway.engine.protocol import Encoding, ModelInfo, OptionsError, ResultWindow, Word
 from tests.conftest import FIXTURES
+from transcribe_engine import protocol
+from transcribe_engine.protocol import Encoding, ModelInfo, OptionsError, ResultWindow, Word
 
 MODEL = ModelInfo(name="whisper-tiny.en", version="faster-whisper-1.2.1", arch="whisper")
 

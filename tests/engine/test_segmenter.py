@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.engine.segmenter import (
+from transcribe_engine.segmenter import (
     Event,
     Segmenter,
     SegmenterSettings,

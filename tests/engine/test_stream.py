@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-import gateway.engine
-from gateway.engine.protocol import NET0001_REASON
+import transcribe_engine
 from tests.conftest import TIMING
 from tests.engine.conftest import Transcript, read_all, running_engine, send_audio, stream, wer
 from tests.engine.media import chunks, clip_path, encode, read_pcm
+from transcribe_engine.protocol import NET0001_REASON
 
 pytestmark = pytest.mark.engine
 
 CLIP = "libri_8455-210777-0068.wav"
 REFERENCE = "your power is sufficient i said"
 RAW = "?encoding=linear16&sample_rate=16000"
-SAMPLE = Path(gateway.engine.__file__).resolve().parent.parent / "samples" / "hello.wav"
+SAMPLE = Path(transcribe_engine.__file__).resolve().parent.parent / "samples" / "hello.wav"
 
 
 async def test_close_stream_sends_results_then_metadata_then_1000() -> None:

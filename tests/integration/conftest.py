@@ -12,9 +12,9 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from grpc_status import rpc_status
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from gateway.config import Settings
 from gateway.server import GatewayServer
 

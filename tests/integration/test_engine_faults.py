@@ -8,8 +8,8 @@ as a run without faults, with times that never go backwards.
 from __future__ import annotations
 
 import pytest
+from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.conftest import CORPUS
 from tests.support.faults import SPEECH_MINUTE, run_with_cuts, speech_minute
 

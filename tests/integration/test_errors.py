@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.rpc import error_details_pb2
+from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from tests.conftest import TIMING
 from tests.integration.conftest import (
     LINEAR16,

@@ -7,7 +7,8 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2 as pb
+
 from tests.integration.conftest import LINEAR16, TEST_KEY, chunks, collect, requests, running_gateway, words
 from tests.support.standin import BLOCK_BYTES, BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
 

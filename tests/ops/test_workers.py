@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from tests.conftest import ROOT, TIMING
 from tests.integration.conftest import LINEAR16, requests, words
 from tests.support.standin import DeepgramStandIn, counter_audio

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
-from gateway._pb.transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 from gateway.config import Settings
 from gateway.server import GatewayServer
 from tests.support.proxy import CuttingProxy
@@ -80,8 +80,8 @@ class Run:
 async def run_with_cuts(pcm: bytes, cut_every_s: float | None, scenario: Scenario = SPEECH_MINUTE) -> Run:
     """Stream ``pcm`` through a gateway whose upstream (the embedded engine) sits behind a
     proxy; cut every connection through the proxy every ``cut_every_s`` seconds (None: never)."""
-    from gateway.engine.config import EngineConfig
-    from gateway.engine.server import EngineServer
+    from transcribe_engine.config import EngineConfig
+    from transcribe_engine.server import EngineServer
 
     run = Run()
     async with EngineServer(EngineConfig()) as engine:

@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
 from gateway.errors import ConfigError
 from gateway.protocol import deepgram
 from tests.conftest import FIXTURES

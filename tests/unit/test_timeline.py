@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway._pb.transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1 import transcribe_pb2 as pb
+
 from gateway.protocol.timeline import Timeline
 
 

@@ -8,22 +8,20 @@
 `transcribe` (asyncio) and `transcribe_sync` (blocking) send the config, the audio chunks and a
 half-close, and yield every `StreamTranscribeResponse`; a non-OK status raises
 `TranscribeError`. `transcribe_client.audio` has WAV parsing, chunking and real-time pacing.
-The generated messages live in `transcribe_client.pb` (`transcribe_pb2`).
-
-The generated code registers the `transcribe.v1` names in protobuf's default pool, so this
-package cannot be imported into a process that already holds another copy of them (such as the
-gateway's own `gateway._pb`).
+The generated messages come from the one contract package, `transcribe-contract`
+(`transcribe.v1.transcribe_pb2`), which the gateway uses too; `transcribe_client.pb` is that module.
 """
 
 from __future__ import annotations
 
-from transcribe_client._pb.transcribe.v1 import transcribe_pb2 as pb
-from transcribe_client._pb.transcribe.v1.transcribe_pb2 import (
+from transcribe.v1 import transcribe_pb2 as pb
+from transcribe.v1.transcribe_pb2 import (
     AudioEncoding,
     StreamingConfig,
     StreamTranscribeRequest,
     StreamTranscribeResponse,
 )
+
 from transcribe_client.client import (
     DEFAULT_ADDR,
     TranscribeError,

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from transcribe.v1 import transcribe_pb2
 
 from transcribe_client import audio
-from transcribe_client._pb.transcribe.v1 import transcribe_pb2
 from transcribe_client.client import DEFAULT_ADDR, TranscribeError, transcribe
 
 __all__ = ["AudioPlan", "main", "parse_args", "plan_file", "render", "to_json"]

@@ -16,8 +16,7 @@ import grpc
 import grpc.aio
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
-
-from transcribe_client._pb.transcribe.v1 import transcribe_pb2, transcribe_pb2_grpc
+from transcribe.v1 import transcribe_pb2, transcribe_pb2_grpc
 
 __all__ = [
     "DEFAULT_ADDR",

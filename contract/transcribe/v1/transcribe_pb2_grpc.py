@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from transcribe_client._pb.transcribe.v1 import transcribe_pb2 as transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2
+from transcribe.v1 import transcribe_pb2 as transcribe_dot_v1_dot_transcribe__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in transcribe_client/_pb/transcribe/v1/transcribe_pb2_grpc.py depends on'
+        + ' but the generated code in transcribe/v1/transcribe_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,8 +37,8 @@ class TranscribeServiceStub:
         """
         self.StreamTranscribe = channel.stream_stream(
                 '/transcribe.v1.TranscribeService/StreamTranscribe',
-                request_serializer=transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.SerializeToString,
-                response_deserializer=transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.FromString,
+                request_serializer=transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.SerializeToString,
+                response_deserializer=transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.FromString,
                 _registered_method=True)
 
 
@@ -86,8 +86,8 @@ def add_TranscribeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'StreamTranscribe': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamTranscribe,
-                    request_deserializer=transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.FromString,
-                    response_serializer=transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.SerializeToString,
+                    request_deserializer=transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.FromString,
+                    response_serializer=transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -116,8 +116,8 @@ class TranscribeService:
             request_iterator,
             target,
             '/transcribe.v1.TranscribeService/StreamTranscribe',
-            transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.SerializeToString,
-            transcribe__client_dot___pb_dot_transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.FromString,
+            transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeRequest.SerializeToString,
+            transcribe_dot_v1_dot_transcribe__pb2.StreamTranscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

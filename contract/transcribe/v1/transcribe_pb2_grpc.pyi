@@ -12,7 +12,7 @@ and timestamps that restart at zero on every new upstream connection.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from transcribe_client._pb.transcribe.v1 import transcribe_pb2 as _transcribe_pb2
+from transcribe.v1 import transcribe_pb2 as _transcribe_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.engine.config import EngineConfig
+from transcribe_engine.config import EngineConfig
 
 __all__ = ["EngineConfig"]

@@ -37,17 +37,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.engine import protocol
-from gateway.engine.audio import (
+from transcribe_engine import protocol
+from transcribe_engine.audio import (
     SAMPLE_RATE,
     AudioDecoder,
     RawDecoder,
     Samples,
     SniffingDecoder,
 )
-from gateway.engine.config import EngineConfig
-from gateway.engine.numbers import spell_numbers
-from gateway.engine.protocol import (
+from transcribe_engine.config import EngineConfig
+from transcribe_engine.numbers import spell_numbers
+from transcribe_engine.protocol import (
     CloseCode,
     HandshakeError,
     ListenOptions,
@@ -55,13 +55,13 @@ from gateway.engine.protocol import (
     ResultWindow,
     Word,
 )
-from gateway.engine.recognizer import (
+from transcribe_engine.recognizer import (
     ChannelRecognizer,
     Recognizer,
     RecognizerSettings,
     load_recognizer,
 )
-from gateway.engine.segmenter import (
+from transcribe_engine.segmenter import (
     Event,
     Segmenter,
     SegmenterSettings,
@@ -69,7 +69,7 @@ from gateway.engine.segmenter import (
     UtteranceEnd,
     Window,
 )
-from gateway.engine.vad import StreamingVad, load_vad_session
+from transcribe_engine.vad import StreamingVad, load_vad_session
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
 
-from gateway.engine.protocol import ModelInfo, Word
-from gateway.engine.recognizer.base import ChannelRecognizer, RecognizerSettings
+from transcribe_engine.protocol import ModelInfo, Word
+from transcribe_engine.recognizer.base import ChannelRecognizer, RecognizerSettings
 
 # Whisper pads every input to 30 s, so the encoder (~80 % of a decode here) costs the same for a
 # 1 s interim as for a 30 s segment. Encoding only the content plus silence up to 20 s costs

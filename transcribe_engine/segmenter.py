@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.engine.vad import WINDOW
+from transcribe_engine.vad import WINDOW
 
 RATE: Final = 16_000
 _SPEECH_ON: Final = 0.5  # Silero's usual threshold

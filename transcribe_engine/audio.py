@@ -19,7 +19,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from gateway.engine.protocol import Encoding
+from transcribe_engine.protocol import Encoding
 
 logger = logging.getLogger(__name__)
 

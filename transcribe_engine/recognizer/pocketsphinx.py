@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pocketsphinx
 
-from gateway.engine.protocol import ModelInfo, Word
-from gateway.engine.recognizer.base import ChannelRecognizer, RecognizerSettings
+from transcribe_engine.protocol import ModelInfo, Word
+from transcribe_engine.recognizer.base import ChannelRecognizer, RecognizerSettings
 
 _FRAME_S = 0.01  # pocketsphinx reports 100 frames per second
 _ALTERNATE = re.compile(r"\(\d+\)$")  # "want(2)": second pronunciation of "want"

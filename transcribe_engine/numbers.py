@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from gateway.engine.protocol import Word
+from transcribe_engine.protocol import Word
 
 _ONES: Final = [
     "zero",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.engine.cli import main
+from transcribe_engine.cli import main
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from gateway.engine.protocol import ModelInfo, Word
+from transcribe_engine.protocol import ModelInfo, Word
 
 
 @dataclass(frozen=True, slots=True)

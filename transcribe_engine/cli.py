@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.engine.config import RECOGNIZERS, EngineConfig
+from transcribe_engine.config import RECOGNIZERS, EngineConfig
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,7 +146,7 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
 
 async def run_engine(config: EngineConfig, *, ready_file: Path | None = None) -> None:
     """Serve until cancelled; the URL is logged (and written to ``ready_file``) once listening."""
-    from gateway.engine.server import EngineServer
+    from transcribe_engine.server import EngineServer
 
     async with EngineServer(config) as server:
         logger.info("embedded engine listening on %s (max_streams=%d)", server.url, server.max_streams)
@@ -159,8 +159,8 @@ async def run_engine(config: EngineConfig, *, ready_file: Path | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m gateway.engine serve``: until the project CLI offers ``gateway engine serve``."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.engine")
+    """``python -m transcribe_engine serve``: until the project CLI offers ``gateway engine serve``."""
+    parser = argparse.ArgumentParser(prog="python -m transcribe_engine")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve /v1/listen")
     add_engine_arguments(serve_parser)

@@ -1,0 +1,1 @@
+"""The transcribe gRPC contract, generated from proto/transcribe (see the package README)."""
