@@ -29,7 +29,7 @@ ops-tools:
 ## lock: re-resolve requirements.lock from pyproject.toml (hash-pinned).
 lock:
 	$(UV) pip compile pyproject.toml --extra engine --extra dev --extra bench --generate-hashes \
-	    --python-version 3.11 -o requirements.lock
+	    --python-version 3.11 --no-emit-package transcribe-contract -o requirements.lock
 
 ## generate: regenerate the one Python contract package (contract/) from the proto.
 generate: setup tools

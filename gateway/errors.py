@@ -17,7 +17,39 @@ they mean for the client (gRPC status) and for the retry policy (retryable or no
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import grpc
+
+
+class Reason(StrEnum):
+    """Every ``ErrorInfo.reason`` the gateway sends (domain ``transcribe.gateway``): one declared
+    list, documented in the proto and the README. Clients may match on these; never rename one."""
+
+    # The client broke the stream rules.
+    INVALID_CONFIG = "INVALID_CONFIG"
+    CONFIG_NOT_FIRST = "CONFIG_NOT_FIRST"
+    CONFIG_TIMEOUT = "CONFIG_TIMEOUT"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    QUERY_TOO_LONG = "QUERY_TOO_LONG"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    # A limit of the gateway.
+    TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+    SESSION_TOO_LONG = "SESSION_TOO_LONG"
+    CLIENT_IDLE = "CLIENT_IDLE"
+    BACKPRESSURE = "BACKPRESSURE"
+    DRAINING = "DRAINING"
+    CLIENT_CANCELLED = "CLIENT_CANCELLED"
+    # The upstream.
+    UPSTREAM_KEY_REJECTED = "UPSTREAM_KEY_REJECTED"
+    UPSTREAM_CONFIG_REJECTED = "UPSTREAM_CONFIG_REJECTED"
+    UPSTREAM_PAYMENT_REQUIRED = "UPSTREAM_PAYMENT_REQUIRED"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_BAD_AUDIO = "UPSTREAM_BAD_AUDIO"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_NOT_REPLAYABLE = "UPSTREAM_NOT_REPLAYABLE"
+    INTERNAL = "INTERNAL"
 
 
 class GatewayError(Exception):
@@ -38,11 +70,13 @@ class ConfigError(ClientError):
 
 
 class SessionError(GatewayError):
-    """The session must end with status ``code``: a limit was hit, or nothing else can be done."""
+    """The session must end with status ``code`` and ``reason``: a limit was hit, or nothing else
+    can be done."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.reason = reason
 
 
 class UpstreamError(GatewayError):

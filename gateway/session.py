@@ -30,6 +30,7 @@ from gateway.audiolog import AudioLog
 from gateway.errors import (
     ClientError,
     GatewayError,
+    Reason,
     RetriesExhaustedError,
     SessionError,
     UpstreamClosedError,
@@ -157,15 +158,16 @@ class Session:
         )
         self._stop_input(
             grpc.StatusCode.UNAVAILABLE,
+            Reason.DRAINING,
             "the gateway is shutting down: every final result of the audio received was delivered; "
             "send the rest on a new stream (see the ResumePoint in the details)",
         )
 
-    def _stop_input(self, code: grpc.StatusCode, message: str) -> None:
+    def _stop_input(self, code: grpc.StatusCode, reason: Reason, message: str) -> None:
         """Take no more audio; flush what was received; then end the call with ``code``."""
         if self._end_status is not None:
             return
-        self._end_status = SessionError(code, message)
+        self._end_status = SessionError(code, reason, message)
         self.log.info("stopping input: %s", message)
         if self._reader is not None:
             self._reader.cancel()
@@ -198,7 +200,9 @@ class Session:
             failure = first
         except* Exception:
             self.log.exception("session failed unexpectedly")
-            failure = SessionError(grpc.StatusCode.INTERNAL, "internal gateway error; see the gateway's logs")
+            failure = SessionError(
+                grpc.StatusCode.INTERNAL, Reason.INTERNAL, "internal gateway error; see the gateway's logs"
+            )
         if failure is not None:
             await self._output.put(_Done(SessionFailedError(failure, self.resume_point)))
             return
@@ -227,6 +231,7 @@ class Session:
             if now >= session_end:
                 self._stop_input(
                     grpc.StatusCode.OUT_OF_RANGE,
+                    Reason.SESSION_TOO_LONG,
                     f"the stream reached its maximum length of {options.max_session_s:g} s; audio after "
                     f"{self._received_seconds():.3f} s was not transcribed: send it on a new stream with "
                     "start_offset_seconds set to that time",
@@ -234,6 +239,7 @@ class Session:
             elif now >= self._last_request_at + options.client_idle_timeout_s:
                 self._stop_input(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
+                    Reason.CLIENT_IDLE,
                     f"the client sent nothing for {options.client_idle_timeout_s:g} s",
                 )
 
@@ -292,6 +298,7 @@ class Session:
             except TimeoutError:
                 raise SessionError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    Reason.BACKPRESSURE,
                     f"over {cap} bytes of audio have been waiting for transcripts for more than "
                     f"{self._options.backpressure_timeout_s:g} s: the upstream cannot keep up; "
                     "send audio at real-time pace",
@@ -352,6 +359,7 @@ class Session:
                 if not self._replayable:
                     raise SessionError(
                         grpc.StatusCode.UNAVAILABLE,
+                        Reason.UPSTREAM_NOT_REPLAYABLE,
                         f"{outcome.message}; the containerised audio cannot be replayed on a new "
                         "connection (it outgrew the replay buffer): resume from the ResumePoint",
                     ) from exc

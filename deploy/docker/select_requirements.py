@@ -19,6 +19,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -82,6 +83,13 @@ def requirement_names(requirements: list[str]) -> set[str]:
     return names
 
 
+def local_packages(project: dict[str, Any]) -> set[str]:
+    """Packages of this repository (``tool.uv.sources`` paths, such as the contract package):
+    built from the source tree, not taken from the lock."""
+    sources = project.get("tool", {}).get("uv", {}).get("sources", {})
+    return {normalize(name) for name, source in sources.items() if "path" in source}
+
+
 def select(lock: dict[str, Locked], roots: set[str]) -> list[Locked]:
     """Every locked package in ``roots`` or needed (transitively) by one that is."""
     missing = roots - lock.keys()
@@ -116,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.build:
         requirements += project.get("build-system", {}).get("requires", [])
 
-    chosen = select(read_lock(args.lock.read_text()), requirement_names(requirements))
+    chosen = select(
+        read_lock(args.lock.read_text()), requirement_names(requirements) - local_packages(project)
+    )
     sys.stdout.write(
         f"# Selected from {args.lock.name} by select_requirements.py (extras: {args.extras or '-'})\n"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.docker.select_requirements import read_lock, requirement_names, select
+from deploy.docker.select_requirements import local_packages, read_lock, requirement_names, select
 from tests.conftest import ROOT
 from tests.deploy.conftest import DEPLOY, clean_env, gateway_process, run
 from tests.support.standin import DeepgramStandIn
@@ -174,7 +174,8 @@ def test_the_selection_from_the_lock_fits_the_extra(extras: str, present: set[st
     requirements = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
     if extras:
         requirements += project["project"]["optional-dependencies"][extras]
-    chosen = select(read_lock((ROOT / "requirements.lock").read_text()), requirement_names(requirements))
+    roots = requirement_names(requirements) - local_packages(project)
+    chosen = select(read_lock((ROOT / "requirements.lock").read_text()), roots)
     names = {p.name for p in chosen}
     assert present <= names, present - names
     assert not absent & names, absent & names

@@ -8,6 +8,7 @@ import pytest
 from gateway.errors import (
     ClientError,
     ConfigError,
+    Reason,
     RetriesExhaustedError,
     SessionError,
     UpstreamClosedError,
@@ -100,4 +101,7 @@ def test_final_status_of_exhausted_retries_keeps_the_cause() -> None:
 def test_final_status_of_client_and_session_errors() -> None:
     assert final_status(ConfigError("sample_rate", "bad"))[0] == S.INVALID_ARGUMENT
     assert final_status(ClientError("two configs"))[0] == S.INVALID_ARGUMENT
-    assert final_status(SessionError(S.OUT_OF_RANGE, "too long")) == (S.OUT_OF_RANGE, "too long")
+    assert final_status(SessionError(S.OUT_OF_RANGE, Reason.SESSION_TOO_LONG, "too long")) == (
+        S.OUT_OF_RANGE,
+        "too long",
+    )
