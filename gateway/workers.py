@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import WorkerError
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,6 @@ _DECIDED = frozenset(
     {"workers", "listen", "upstream_url", "ready_file", "metrics_listen", "deepgram_api_key"}
 )
 _READY_TIMEOUT_S = 120.0
-
-
-class WorkerError(GatewayError):
-    """A worker could not start, or stopped unexpectedly."""
 
 
 async def supervise(settings: Settings, global_flags: list[str]) -> None:
