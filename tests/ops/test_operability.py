@@ -49,7 +49,7 @@ def scrape(port: int) -> str:
 
 
 def reason_of(error: grpc.RpcError) -> str:
-    return status_detail(error, error_details_pb2.ErrorInfo).reason
+    return str(status_detail(error, error_details_pb2.ErrorInfo).reason)
 
 
 def metric(text: str, name: str) -> float:
