@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway import logs
 from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
 from gateway.errors import StartupError
@@ -54,6 +55,7 @@ class GatewayServer:
 
     async def _start(self) -> None:
         settings = self.settings
+        self._stack.enter_context(logs.redacting(_secrets(settings)))
         self.upstream_url = settings.relay_url or await self._start_engine()
         options = SessionOptions(
             upstream_url=self.upstream_url,
@@ -184,6 +186,12 @@ class GatewayServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.aclose()
+
+
+def _secrets(settings: Settings) -> set[str]:
+    """What the logs must never show: the key, client tokens, credentials in the upstream URL."""
+    found = {settings.api_key or "", *settings.client_tokens, *logs.url_secrets(settings.upstream_url)}
+    return found - {""}
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gateway import logs
 from gateway.config import Settings
 from gateway.errors import WorkerError
 
@@ -33,6 +34,8 @@ _READY_TIMEOUT_S = 120.0
 async def supervise(settings: Settings, global_flags: list[str]) -> None:
     """Run ``settings.workers`` worker processes until a signal, then drain them."""
     async with contextlib.AsyncExitStack() as stack:
+        secrets = {settings.api_key or "", *settings.client_tokens, *logs.url_secrets(settings.upstream_url)}
+        stack.enter_context(logs.redacting(secrets - {""}))
         upstream = settings.relay_url
         if upstream is None:
             from transcribe_engine.config import EngineConfig
