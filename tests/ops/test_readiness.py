@@ -63,7 +63,8 @@ async def test_the_service_is_serving_again_one_check_after_the_key_is_accepted(
     """A stream fails 401; two re-checks are refused; the third is accepted and the service is
     SERVING at once, without any stream, and the checks stop."""
     rejected = Plan(reject_status=401)
-    async with TimedStandIn([rejected, rejected, rejected]) as standin:
+    standin = TimedStandIn([rejected, rejected, rejected])
+    async with standin:
         async with running_gateway(standin.url, key_recheck_interval_s=INTERVAL_S) as gw:
             await expect_error(gw, requests(LINEAR16))
             assert await service_status(gw) == NOT_SERVING
@@ -79,7 +80,8 @@ async def test_the_service_is_serving_again_one_check_after_the_key_is_accepted(
 
 async def test_a_key_that_stays_rejected_is_rechecked_with_backoff() -> None:
     """Checks keep coming while the key is rejected, their interval doubling up to the setting."""
-    async with TimedStandIn(default=Plan(reject_status=403)) as standin:
+    standin = TimedStandIn(default=Plan(reject_status=403))
+    async with standin:
         async with running_gateway(standin.url, key_recheck_interval_s=INTERVAL_S) as gw:
             await expect_error(gw, requests(LINEAR16))
             await standin.wait_handshakes(7, 20 * TIMING)
