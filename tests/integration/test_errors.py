@@ -268,3 +268,14 @@ def test_readme_and_proto_list_exactly_the_declared_reasons() -> None:
     comment = re.search(r"ErrorInfo reasons.*?:\n(.*?)\n  //\n", proto, re.DOTALL)
     assert comment, "no reasons comment in the proto"
     assert re.findall(r"^  //   ([A-Z0-9_]+) ", comment.group(1), re.MULTILINE) == declared
+
+
+async def test_backpressure_has_its_own_reason() -> None:
+    """A client held back by a full replay buffer ends RESOURCE_EXHAUSTED with BACKPRESSURE."""
+    async with DeepgramStandIn(default=Plan(transcribe=False)) as standin:
+        async with running_gateway(
+            standin.url, replay_buffer_bytes=64 * 1024, backpressure_timeout_s=0.3
+        ) as gw:
+            error, _ = await expect_error(gw, requests(LINEAR16, *(counter_audio(k, 1) for k in range(40))))
+    assert error.code() == S.RESOURCE_EXHAUSTED
+    assert error_info(error).reason == Reason.BACKPRESSURE
