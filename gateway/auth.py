@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from gateway.errors import UnauthenticatedError
+from gateway.protocol.outcome import error_status, status_trailers
+
 _OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
@@ -49,7 +52,10 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _denied(problem: str) -> grpc.RpcMethodHandler:
+    status = error_status(UnauthenticatedError(problem))
+    trailers = status_trailers(status)
+
     async def deny(request_iterator: object, context: grpc.aio.ServicerContext[object, object]) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+        await context.abort(status.code, status.message, trailers)
 
     return grpc.stream_stream_rpc_method_handler(deny)

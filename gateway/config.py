@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Reconnect when the upstream answers nothing for this long while busy.",
     )
+    key_recheck_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=30,
+        description="While the upstream rejects the key, re-check it with a handshake at least this often.",
+    )
     replay_buffer_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=64 * 1024,

@@ -4,22 +4,33 @@ they mean for the client (gRPC status) and for the retry policy (retryable or no
 ::
 
     GatewayError
-    ├── ClientError                 the client broke the stream rules (bad first message, config...)
-    │   └── ConfigError             an invalid StreamingConfig value (names the field)
+    ├── ClientError                 the client broke the stream rules (carries its Reason)
+    │   ├── ConfigError             an invalid StreamingConfig value (names the field)
+    │   ├── QueryTooLongError       the config makes an upstream URL longer than allowed
+    │   └── MessageTooLargeError    a request over --max-message-bytes
+    ├── UnauthenticatedError        no accepted client token
+    ├── ClientCancelledError        the client cancelled the call
     ├── SessionError                the session must end with a given status (a limit, ...)
+    ├── SessionFailedError          a session ended in error (the cause, and where to resume)
     ├── UpstreamError               anything that ended an upstream connection
     │   ├── UpstreamHandshakeError  the upgrade was refused with an HTTP status
     │   ├── UpstreamClosedError     the websocket closed (code, reason)
     │   ├── UpstreamConnectError    network error or timeout before the upgrade
     │   └── UpstreamStalledError    the upstream stopped answering
-    └── RetriesExhaustedError       every retry of a retryable UpstreamError failed
+    ├── RetriesExhaustedError       every retry of a retryable UpstreamError failed
+    ├── StartupError                the gateway cannot start as configured
+    └── WorkerError                 a worker process could not start, or stopped
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import grpc
+
+if TYPE_CHECKING:
+    from transcribe.v1 import transcribe_pb2 as pb
 
 
 class Reason(StrEnum):
@@ -47,6 +58,8 @@ class Reason(StrEnum):
     UPSTREAM_PAYMENT_REQUIRED = "UPSTREAM_PAYMENT_REQUIRED"
     UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
     UPSTREAM_BAD_AUDIO = "UPSTREAM_BAD_AUDIO"
+    UPSTREAM_REFUSED = "UPSTREAM_REFUSED"
+    UPSTREAM_CLOSED = "UPSTREAM_CLOSED"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     UPSTREAM_NOT_REPLAYABLE = "UPSTREAM_NOT_REPLAYABLE"
     INTERNAL = "INTERNAL"
@@ -57,16 +70,50 @@ class GatewayError(Exception):
 
 
 class ClientError(GatewayError):
-    """The client broke the stream's rules."""
+    """The client broke the stream's rules; ``reason`` says which."""
+
+    def __init__(self, message: str, reason: Reason = Reason.INVALID_REQUEST) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConfigError(ClientError):
     """A StreamingConfig field has an invalid value."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"config.{field}: {problem}")
+        super().__init__(f"config.{field}: {problem}", Reason.INVALID_CONFIG)
         self.field = field
         self.problem = problem
+
+
+class QueryTooLongError(ClientError):
+    """The config's upstream query string is longer than the gateway sends."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(
+            f"the config makes an upstream query of {length} characters, over the {limit} allowed: "
+            "send fewer or shorter keyterms, keywords, search terms, replacements, tags or extras",
+            Reason.QUERY_TOO_LONG,
+        )
+        self.length = length
+        self.limit = limit
+
+
+class MessageTooLargeError(ClientError):
+    """A request message is larger than ``--max-message-bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"a request of {size} bytes is over the gateway's limit of {limit} bytes: send smaller "
+            "audio chunks",
+            Reason.MESSAGE_TOO_LARGE,
+        )
+        self.size = size
+        self.limit = limit
+
+
+class UnauthenticatedError(GatewayError):
+    """The call carries no accepted client token; the message says what was wrong."""
 
 
 class SessionError(GatewayError):
@@ -133,3 +180,20 @@ class RetriesExhaustedError(GatewayError):
 
 class ClientCancelledError(GatewayError):
     """The client cancelled the call; the upstream is dropped without a flush."""
+
+
+class SessionFailedError(GatewayError):
+    """A session ended in error; carries where the client can resume."""
+
+    def __init__(self, cause: GatewayError, resume: pb.ResumePoint) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.resume = resume
+
+
+class StartupError(GatewayError):
+    """The gateway cannot start as configured."""
+
+
+class WorkerError(GatewayError):
+    """A worker could not start, or stopped unexpectedly."""

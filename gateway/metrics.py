@@ -63,6 +63,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.upstream_invalid_messages = Counter(
+            "gateway_upstream_invalid_messages",
+            "Upstream messages skipped as invalid, by kind (json, shape, size, channel, time).",
+            ["kind"],
+            registry=registry,
+        )
         self.first_result = Histogram(
             "gateway_time_to_first_result_seconds",
             "From a stream's first audio to its first result.",

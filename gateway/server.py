@@ -12,21 +12,18 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
+from gateway import logs
 from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import StartupError
 from gateway.metrics import Metrics, serve_metrics
 from gateway.service import SERVICE_NAME, Availability, TranscribeServicer
 from gateway.session import SessionOptions
+from gateway.upstream.connection import UpstreamTarget
 from gateway.upstream.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-
-class StartupError(GatewayError):
-    """The gateway cannot start as configured."""
 
 
 class GatewayServer:
@@ -58,6 +55,7 @@ class GatewayServer:
 
     async def _start(self) -> None:
         settings = self.settings
+        self._stack.enter_context(logs.redacting(_secrets(settings)))
         self.upstream_url = settings.relay_url or await self._start_engine()
         options = SessionOptions(
             upstream_url=self.upstream_url,
@@ -86,7 +84,7 @@ class GatewayServer:
         self._servicer = TranscribeServicer(
             options, self.metrics, self._availability, max_streams=settings.max_streams
         )
-        pb_grpc.add_TranscribeServiceServicer_to_server(self._servicer, server)
+        server.add_generic_rpc_handlers((self._servicer.handler(settings.max_message_bytes),))
         health_pb2_grpc.add_HealthServicer_to_server(self._availability.health, server)
         reflection.enable_server_reflection(
             (
@@ -108,6 +106,14 @@ class GatewayServer:
         self._server = server
         self._stack.push_async_callback(server.stop, None)
         await self._availability.update()
+        # While the upstream rejects the key, a handshake now and then finds out when it is fixed.
+        key_watch = asyncio.create_task(
+            self._availability.watch_key(
+                UpstreamTarget(self.upstream_url, settings.api_key, settings.connect_timeout_s),
+                settings.key_recheck_interval_s,
+            )
+        )
+        self._stack.push_async_callback(_cancel, key_watch)
         if settings.metrics_listen is not None:
             host, _, port = settings.metrics_listen.rpartition(":")
             try:
@@ -182,9 +188,23 @@ class GatewayServer:
         await self._stack.aclose()
 
 
+def _secrets(settings: Settings) -> set[str]:
+    """What the logs must never show: the key, client tokens, credentials in the upstream URL."""
+    found = {settings.api_key or "", *settings.client_tokens, *logs.url_secrets(settings.upstream_url)}
+    return found - {""}
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # The servicer refuses requests over --max-message-bytes with an ErrorInfo of its own;
+        # gRPC's limit, twice that, is the hard bound on what one request can make it buffer.
+        ("grpc.max_receive_message_length", 2 * settings.max_message_bytes),
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         # Ping idle clients so dead peers (a vanished pod, a silent NAT drop) free their streams.
         ("grpc.keepalive_time_ms", 30_000),

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import HealthServicer
-from grpc_status import rpc_status
 from transcribe.v1 import transcribe_pb2 as pb
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from gateway.errors import (
     ClientCancelledError,
+    ClientError,
     ConfigError,
     GatewayError,
+    MessageTooLargeError,
+    Reason,
     RetriesExhaustedError,
+    SessionError,
+    SessionFailedError,
     UpstreamError,
     UpstreamHandshakeError,
 )
 from gateway.metrics import Metrics
 from gateway.protocol import deepgram
-from gateway.protocol.outcome import classify, final_status
-from gateway.session import Session, SessionFailedError, SessionOptions
+from gateway.protocol.outcome import error_status, status_trailers
+from gateway.session import Session, SessionOptions
+from gateway.upstream.connection import UpstreamTarget, open_upstream
 
-ERROR_DOMAIN = "transcribe.gateway"
+logger = logging.getLogger(__name__)
+
 _HALF_CLOSE_SETTLE_S = 0.01
 
 
@@ -48,6 +55,37 @@ class Availability:
         self.health = health
         self.draining = False
         self.key_rejected = False
+        # Set while the key is rejected: wakes the re-check (watch_key).
+        self._key_check_due = asyncio.Event()
+
+    async def set_key_rejected(self, rejected: bool) -> None:
+        if rejected == self.key_rejected:
+            return
+        self.key_rejected = rejected
+        if rejected:
+            self._key_check_due.set()
+        else:
+            self._key_check_due.clear()
+        await self.update()
+
+    async def watch_key(self, target: UpstreamTarget, max_interval_s: float) -> None:
+        """While the key is rejected, try an upstream handshake now and then (backoff doubling
+        up to ``max_interval_s``), and report SERVING again as soon as one is accepted.
+
+        Behind a readiness-gated balancer no stream reaches a replica that is NOT_SERVING, so
+        without this it would never find out that the key was fixed.
+        """
+        while True:
+            await self._key_check_due.wait()
+            interval = max_interval_s / 8
+            while self.key_rejected:
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, max_interval_s)
+                if not self.key_rejected:
+                    break
+                if await _key_accepted(target):
+                    logger.info("the upstream accepts the key again: the service is SERVING")
+                    await self.set_key_rejected(False)
 
     async def update(self) -> None:
         response = health_pb2.HealthCheckResponse
@@ -55,6 +93,37 @@ class Availability:
         service_ok = server_ok and not self.key_rejected
         await self.health.set("", response.SERVING if server_ok else response.NOT_SERVING)
         await self.health.set(SERVICE_NAME, response.SERVING if service_ok else response.NOT_SERVING)
+
+
+async def _key_accepted(target: UpstreamTarget) -> bool | None:
+    """Whether the upstream accepts the key (a handshake, closed at once); None if unknown."""
+    try:
+        connection = await open_upstream(target)
+    except UpstreamHandshakeError as exc:
+        return False if _rejected_key(exc) else None
+    except UpstreamError:
+        return None
+    async with connection:
+        await connection.send_text(deepgram.CLOSE_STREAM)
+    return True
+
+
+def request_deserializer(max_bytes: int) -> Callable[[bytes], pb.StreamTranscribeRequest]:
+    """Parse one request, refusing it as a ClientError when it is too large or not a valid
+    message, so that the servicer answers with a status of its own instead of grpc's UNKNOWN."""
+
+    def parse(data: bytes) -> pb.StreamTranscribeRequest:
+        if len(data) > max_bytes:
+            raise MessageTooLargeError(len(data), max_bytes)
+        try:
+            return pb.StreamTranscribeRequest.FromString(data)
+        except DecodeError as exc:
+            raise ClientError(
+                "a request is not a valid transcribe.v1.StreamTranscribeRequest message",
+                Reason.INVALID_REQUEST,
+            ) from exc
+
+    return parse
 
 
 class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
@@ -95,43 +164,65 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             metrics.grpc_handled.labels(*_RPC_LABELS, code.name).inc()
             metrics.sessions.labels(code.name).inc()
 
+    def handler(self, max_message_bytes: int) -> grpc.GenericRpcHandler:
+        """The service's handler, with a request parser that refuses bad requests cleanly."""
+        method = grpc.stream_stream_rpc_method_handler(
+            self.StreamTranscribe,
+            request_deserializer=request_deserializer(max_message_bytes),
+            response_serializer=pb.StreamTranscribeResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, {"StreamTranscribe": method})
+
     async def _stream(
         self,
         request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
         context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
     ) -> AsyncIterator[pb.StreamTranscribeResponse]:
         if self._availability.draining:
-            await self._abort(
-                context, grpc.StatusCode.UNAVAILABLE, "the gateway is shutting down; retry elsewhere"
+            await self._fail(
+                context,
+                SessionError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    Reason.DRAINING,
+                    "the gateway is shutting down; retry elsewhere",
+                ),
             )
         if len(self.sessions) >= self._max_streams:
-            await self._abort(
+            await self._fail(
                 context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the gateway is at its limit of {self._max_streams} concurrent streams; retry later",
+                SessionError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    Reason.TOO_MANY_STREAMS,
+                    f"the gateway is at its limit of {self._max_streams} concurrent streams; retry later",
+                ),
             )
-        first = await anext(aiter(request_iterator), None)
+        first: pb.StreamTranscribeRequest | None = None
+        try:
+            first = await anext(aiter(request_iterator), None)
+        except ClientError as exc:
+            await self._fail(context, exc)
         if first is not None:
             self._metrics.grpc_msg_received.labels(*_RPC_LABELS).inc()
         if first is None:
-            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before its config")
+            await self._fail(
+                context, ClientError("the stream ended before its config", Reason.CONFIG_NOT_FIRST)
+            )
         assert first is not None
         kind = first.WhichOneof("request")
         if kind != "config":
-            await self._abort(
+            await self._fail(
                 context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the first request must carry config, got {kind or 'an empty request'}",
+                ClientError(
+                    f"the first request must carry config, got {kind or 'an empty request'}",
+                    Reason.CONFIG_NOT_FIRST,
+                ),
             )
         try:
             deepgram.validate(first.config)
         except ConfigError as exc:
-            await self._abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                str(exc),
-                _error_info("INVALID_CONFIG", field=exc.field),
-            )
+            await self._fail(context, exc, field=exc.field)
+        except ClientError as exc:
+            await self._fail(context, exc)
         session = Session(first.config, self._options, self._metrics)
         self.sessions.add(session)
         self.idle.clear()
@@ -140,47 +231,38 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             requests = _client_requests(request_iterator, context, self._metrics)
             async for response in session.run(requests):
                 if self._availability.key_rejected and response.HasField("session_started"):
-                    self._availability.key_rejected = False
-                    await self._availability.update()
+                    await self._availability.set_key_rejected(False)
                 yield response
         except SessionFailedError as exc:
-            code, message = final_status(exc.cause)
-            if _rejected_key(exc.cause) and not self._availability.key_rejected:
-                self._availability.key_rejected = True
-                await self._availability.update()
-            details = [_error_info(_reason(exc.cause), session_id=session.id)]
-            if code == grpc.StatusCode.UNAVAILABLE:
-                details.append(exc.resume)
-            session.log.info("session ended: %s: %s", code.name, message)
-            await self._abort(context, code, message, *details)
+            if _rejected_key(exc.cause):
+                await self._availability.set_key_rejected(True)
+            status = error_status(exc)
+            details = [exc.resume] if status.code == grpc.StatusCode.UNAVAILABLE else []
+            session.log.info("session ended: %s %s: %s", status.code.name, status.reason, status.message)
+            await self._fail(context, exc, *details, session_id=session.id)
         finally:
             self.sessions.discard(session)
             if not self.sessions:
                 self.idle.set()
             self._metrics.active_sessions.dec()
 
-    async def _abort(
+    async def _fail(
         self,
         context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
-        code: grpc.StatusCode,
-        message: str,
-        *details: error_details_pb2.ErrorInfo | pb.ResumePoint,
+        error: GatewayError,
+        *details: Message,
+        **metadata: str,
     ) -> None:
-        message = self._redact(message)
-        status = status_pb2.Status(code=code.value[0], message=message)
-        for detail in details:
-            packed = any_pb2.Any()
-            packed.Pack(detail)
-            status.details.append(packed)
-        await context.abort(code, message, rpc_status.to_status(status).trailing_metadata)
-
-    def _redact(self, text: str) -> str:
-        # The key never comes back in an upstream's answer, but a status must not leak it even then.
+        """End the call with ``error``'s status and an ErrorInfo (plus ``details``)."""
+        status = error_status(error)
         key = self._options.api_key
-        return text.replace(key, "[redacted]") if key else text
+        if key and key in status.message:
+            # The key never comes back in an upstream's answer, but a status must not leak it even then.
+            status = dataclasses.replace(status, message=status.message.replace(key, "[redacted]"))
+        await context.abort(status.code, status.message, status_trailers(status, *details, **metadata))
 
 
-def _rejected_key(error: GatewayError) -> bool:
+def _rejected_key(error: BaseException) -> bool:
     if isinstance(error, RetriesExhaustedError):
         error = error.last
     return isinstance(error, UpstreamHandshakeError) and error.status in (401, 403)
@@ -204,16 +286,3 @@ async def _client_requests(
     await asyncio.sleep(_HALF_CLOSE_SETTLE_S)
     if context.cancelled():
         raise ClientCancelledError("the client cancelled the call")
-
-
-def _reason(error: GatewayError) -> str:
-    """A stable, machine-readable reason for ErrorInfo."""
-    if isinstance(error, RetriesExhaustedError):
-        error = error.last
-    if isinstance(error, UpstreamError):
-        return "UPSTREAM_" + classify(error).reason.upper().replace(" ", "_")
-    return type(error).__name__.removesuffix("Error").upper() or "ERROR"
-
-
-def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
-    return error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)

@@ -33,6 +33,7 @@ from gateway.errors import (
     Reason,
     RetriesExhaustedError,
     SessionError,
+    SessionFailedError,
     UpstreamClosedError,
     UpstreamError,
     UpstreamStalledError,
@@ -76,15 +77,6 @@ class _Done:
         self.error = error
 
 
-class SessionFailedError(GatewayError):
-    """A session ended in error; carries where the client can resume."""
-
-    def __init__(self, cause: GatewayError, resume: pb.ResumePoint) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.resume = resume
-
-
 class Session:
     """One client stream relayed to one (or, after failures, several) upstream connections."""
 
@@ -97,6 +89,7 @@ class Session:
         self._format: RawFormat | None = raw_format(config)
         channels = (config.channels or 1) if config.multichannel else 1
         self._timeline = Timeline(channels, config.start_offset_seconds)
+        self._inbound = deepgram.InboundGuard(config)
         self._log = AudioLog()
         # Containerised audio can only be replayed from its first byte (the header), so it stays
         # replayable only while all of it fits the replay buffer.
@@ -479,8 +472,11 @@ class Session:
             state.received()
             try:
                 parsed = deepgram.parse_message(message)
+                self._inbound.check(parsed, self._received_seconds() if self._format else None)
             except deepgram.MessageError as exc:
-                self.log.warning("skipping a malformed upstream message: %s", exc)
+                self._metrics.upstream_invalid_messages.labels(exc.kind).inc()
+                level = logging.WARNING if self._inbound.first_report() else logging.DEBUG
+                self.log.log(level, "skipping an invalid upstream message: %s", exc)
                 continue
             await self._deliver(parsed)
 

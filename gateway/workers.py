@@ -5,21 +5,31 @@ SO_REUSEPORT, so N processes can bind the same port and the kernel spreads new c
 over them. This supervisor starts the embedded engine once (when it is the upstream), starts N
 workers relaying to the same upstream, forwards SIGTERM/SIGINT to them (each drains on its
 own), and stops them all if one dies.
+
+Workers end when the supervisor dies, however it dies (``kill -9`` included): a worker left
+behind would hold the port and answer health checks while its upstream, the supervisor's engine,
+is gone. Each worker runs through :func:`worker_main`, which asks the kernel for a SIGTERM when
+its parent dies (``PR_SET_PDEATHSIG``, Linux) and, elsewhere, watches its parent id; the SIGTERM
+drains it as any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import signal
 import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
+from gateway import logs
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import WorkerError
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +38,17 @@ _DECIDED = frozenset(
     {"workers", "listen", "upstream_url", "ready_file", "metrics_listen", "deepgram_api_key"}
 )
 _READY_TIMEOUT_S = 120.0
-
-
-class WorkerError(GatewayError):
-    """A worker could not start, or stopped unexpectedly."""
+# The supervisor's pid, given to each worker in its environment.
+SUPERVISOR_ENV = "GATEWAY_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+_PARENT_POLL_S = 1.0
 
 
 async def supervise(settings: Settings, global_flags: list[str]) -> None:
     """Run ``settings.workers`` worker processes until a signal, then drain them."""
     async with contextlib.AsyncExitStack() as stack:
+        secrets = {settings.api_key or "", *settings.client_tokens, *logs.url_secrets(settings.upstream_url)}
+        stack.enter_context(logs.redacting(secrets - {""}))
         upstream = settings.relay_url
         if upstream is None:
             from transcribe_engine.config import EngineConfig
@@ -87,7 +99,7 @@ async def _start_worker(
     upstream: str,
     workdir: Path,
 ) -> asyncio.subprocess.Process:
-    args = [sys.executable, "-m", "gateway", *global_flags, "serve", "--workers", "1"]
+    args = [sys.executable, "-m", "gateway.workers", *global_flags, "serve", "--workers", "1"]
     args += ["--listen", f"{host}:{port}", "--upstream-url", upstream]
     args += ["--ready-file", str(workdir / f"worker{index}.ready")]
     if settings.metrics_listen is not None:
@@ -101,7 +113,8 @@ async def _start_worker(
         value = getattr(settings, name)
         if value is not None and name != "auth_tokens":  # secrets travel in the environment
             args += ["--" + name.replace("_", "-"), str(value)]
-    return await asyncio.create_subprocess_exec(*args)
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    return await asyncio.create_subprocess_exec(*args, env=env)
 
 
 async def _wait_ready(ready_files: list[Path], processes: list[asyncio.subprocess.Process]) -> None:
@@ -146,3 +159,37 @@ async def _stop(processes: list[asyncio.subprocess.Process], grace_s: float) -> 
                 logger.warning("worker %d did not stop within %g s: killing it", process.pid, grace_s)
                 process.kill()
         await asyncio.gather(*(p.wait() for p in processes))
+
+
+def die_with_supervisor(supervisor_pid: int) -> None:
+    """Have this process get SIGTERM when ``supervisor_pid``, its parent, dies; exit now if it
+    already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(supervisor_pid,), daemon=True).start()
+    # The supervisor may have died between starting this process and the prctl call above.
+    if os.getppid() != supervisor_pid:
+        sys.exit("gateway: error: the supervisor of this worker is gone")
+
+
+def _watch_parent(supervisor_pid: int) -> None:
+    while os.getppid() == supervisor_pid:
+        threading.Event().wait(_PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def worker_main() -> None:
+    """A worker's entry point (``python -m gateway.workers <gateway arguments>``)."""
+    from gateway.cli import main
+
+    supervisor = os.environ.pop(SUPERVISOR_ENV, None)
+    if supervisor is not None:
+        die_with_supervisor(int(supervisor))
+    main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    worker_main()

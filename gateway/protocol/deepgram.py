@@ -13,12 +13,12 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, QueryTooLongError
 
 DEEPGRAM_URL: Final = "wss://api.deepgram.com/v1/listen"
 
@@ -93,15 +93,23 @@ MODELLED_PARAMS: Final = frozenset(
     }
 )
 _CALLBACK_METHODS: Final = frozenset({"POST", "GET", "PUT", "DELETE"})
-_PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+# What an `upstream_params` name may be: a letter, then letters, digits, `_`, `.` or `-`.
+PARAM_NAME_PATTERN: Final = r"[A-Za-z][A-Za-z0-9_.\-]{0,63}"
+_PARAM_NAME: Final = re.compile(PARAM_NAME_PATTERN)
+# The sample rates real audio has: 8 kHz telephony to 192 kHz studio recordings.
+MIN_SAMPLE_RATE: Final = 8_000
 MAX_SAMPLE_RATE: Final = 192_000
 MAX_CHANNELS: Final = 20
+# Longest query string sent upstream (URL-encoded). Deepgram answers HTTP 414 somewhere above
+# this; refusing it here blames the config, not the gateway's upstream URL.
+MAX_QUERY_CHARS: Final = 8192
 MAX_ENDPOINTING_MS: Final = 60_000
 MAX_EXTRA_PAIR: Final = 2048
 
 
 def validate(config: pb.StreamingConfig) -> None:
-    """Raise ConfigError for the first value the gateway can tell is invalid."""
+    """Raise ConfigError for the first value the gateway can tell is invalid, QueryTooLongError
+    when the whole makes too long a query."""
     _validate_audio(config)
     if config.HasField("endpointing_ms") and not 1 <= config.endpointing_ms <= MAX_ENDPOINTING_MS:
         raise ConfigError("endpointing_ms", f"must be 1 to {MAX_ENDPOINTING_MS} milliseconds")
@@ -134,13 +142,18 @@ def validate(config: pb.StreamingConfig) -> None:
     if config.callback_method and config.callback_method.upper() not in _CALLBACK_METHODS:
         raise ConfigError("callback_method", "must be POST, GET, PUT or DELETE")
     for name in config.upstream_params:
-        if not _PARAM_NAME.match(name):
-            raise ConfigError("upstream_params", f"{name!r} is not a valid parameter name")
+        if not _PARAM_NAME.fullmatch(name):
+            raise ConfigError(
+                "upstream_params", f"{name[:80]!r} is not a valid parameter name ({PARAM_NAME_PATTERN})"
+            )
         if name in MODELLED_PARAMS:
             raise ConfigError("upstream_params", f"{name!r} has a typed field: set that instead")
     offset = config.start_offset_seconds
     if not math.isfinite(offset) or offset < 0:
         raise ConfigError("start_offset_seconds", "must be zero or a positive number of seconds")
+    length = len(urlencode(query_params(config)))
+    if length > MAX_QUERY_CHARS:
+        raise QueryTooLongError(length, MAX_QUERY_CHARS)
 
 
 def _validate_audio(config: pb.StreamingConfig) -> None:
@@ -159,6 +172,8 @@ def _validate_audio(config: pb.StreamingConfig) -> None:
         raise ConfigError("sample_rate", f"required with encoding {name}")
     if config.sample_rate > MAX_SAMPLE_RATE:
         raise ConfigError("sample_rate", f"{config.sample_rate} Hz is above the {MAX_SAMPLE_RATE} Hz maximum")
+    if config.sample_rate < MIN_SAMPLE_RATE:
+        raise ConfigError("sample_rate", f"{config.sample_rate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum")
     fixed = _FIXED_RATES.get(config.encoding)
     if fixed is not None and config.sample_rate != fixed:
         raise ConfigError("sample_rate", f"{name} audio is always {fixed} Hz")
@@ -235,6 +250,20 @@ def finalize_message(channel: int | None) -> str:
 
 
 # --- inbound -----------------------------------------------------------------------------------
+#
+# Every upstream message is checked before use: types, finite numbers, sizes (below), then, per
+# session, channels and times (InboundGuard). A message that fails is skipped as a whole, so no
+# value it carries reaches the timeline or the client.
+
+MAX_ALTERNATIVES: Final = 10
+MAX_WORDS: Final = 10_000
+# Search queries, hits per query, entities, languages, models, map entries.
+MAX_ITEMS: Final = 1_000
+MAX_TRANSCRIPT_CHARS: Final = 100_000
+MAX_TEXT_CHARS: Final = 1_000
+_MAX_UINT: Final = 2**31 - 1
+# How far past the audio relayed an upstream time may fall (frame padding, rounding).
+TIME_SLACK_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,20 +274,35 @@ class UnknownMessage:
 
 
 UpstreamMessage = pb.Result | pb.SpeechStarted | pb.UtteranceEnd | pb.UpstreamMetadata | UnknownMessage
+# MessageError.kind: a metrics label.
+MessageKind = Literal["json", "shape", "size", "channel", "time"]
 
 
 class MessageError(ValueError):
-    """An upstream text frame is not a well-formed Deepgram message."""
+    """An upstream text frame is not a valid Deepgram message; ``kind`` says what is wrong."""
+
+    def __init__(self, message: str, kind: MessageKind = "shape") -> None:
+        super().__init__(message)
+        self.kind: MessageKind = kind
+
+
+def _reject_constant(name: str) -> float:
+    raise MessageError(f"not JSON: {name} is not a number JSON allows", "json")
 
 
 def parse_message(text: str | bytes) -> UpstreamMessage:
-    """Turn one upstream JSON text frame into a proto message (times relative to the connection)."""
+    """Turn one upstream JSON text frame into a proto message (times relative to the connection).
+
+    Raises MessageError for anything but a well-formed message of the expected shape.
+    """
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise MessageError(f"not JSON: {exc}") from exc
+        data = json.loads(text, parse_constant=_reject_constant)
+    except MessageError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise MessageError(f"not JSON: {exc}", "json") from exc
     if not isinstance(data, dict):
-        raise MessageError("not a JSON object")
+        raise MessageError("not a JSON object", "json")
     kind = data.get("type")
     try:
         if kind == "Results":
@@ -266,127 +310,286 @@ def parse_message(text: str | bytes) -> UpstreamMessage:
         if kind == "Metadata":
             return _metadata(data)
         if kind == "SpeechStarted":
-            index, count = _channel(data.get("channel"))
+            index, count = _channel(data, "channel")
             return pb.SpeechStarted(
-                channel_index=index, channel_count=count, timestamp_seconds=float(data["timestamp"])
+                channel_index=index, channel_count=count, timestamp_seconds=_time(data, "timestamp", None)
             )
         if kind == "UtteranceEnd":
-            index, count = _channel(data.get("channel"))
+            index, count = _channel(data, "channel")
             return pb.UtteranceEnd(
                 channel_index=index,
                 channel_count=count,
-                last_word_end_seconds=float(data["last_word_end"]),
+                last_word_end_seconds=_time(data, "last_word_end", None),
             )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MessageError(f"malformed {kind} message: {exc!r}") from exc
-    return UnknownMessage(str(kind))
+    except MessageError as exc:
+        raise MessageError(f"invalid {kind} message: {exc}", exc.kind) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        # What the checks below should have caught; still a bad message, not a gateway failure.
+        raise MessageError(f"invalid {kind} message: {exc!r}") from exc
+    return UnknownMessage(kind[:MAX_TEXT_CHARS] if isinstance(kind, str) else repr(kind)[:MAX_TEXT_CHARS])
 
 
-def _channel(value: Any) -> tuple[int, int]:
-    if isinstance(value, list) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    return 0, 1
+def _get(data: dict[str, Any], key: str) -> Any:
+    # Deepgram sends null for some absent values; null means absent everywhere.
+    return data.get(key)
+
+
+def _number(data: dict[str, Any], key: str, default: float | None = 0.0) -> float:
+    value = _get(data, key)
+    if value is None:
+        if default is None:
+            raise MessageError(f"{key} is missing")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MessageError(f"{key} is not a number: {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        raise MessageError(f"{key} is out of range", "time") from exc
+    if not math.isfinite(number):
+        raise MessageError(f"{key} is not finite", "time")
+    return number
+
+
+def _time(data: dict[str, Any], key: str, default: float | None = 0.0) -> float:
+    value = _number(data, key, default)
+    if value < 0:
+        raise MessageError(f"{key} is negative: {value}", "time")
+    return value
+
+
+def _uint(data: dict[str, Any], key: str) -> int:
+    value = _get(data, key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MessageError(f"{key} is not an integer: {type(value).__name__}")
+    if not 0 <= value <= _MAX_UINT:
+        raise MessageError(f"{key} is out of range", "size")
+    return value
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = _get(data, key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise MessageError(f"{key} is not a boolean: {type(value).__name__}")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, limit: int = MAX_TEXT_CHARS) -> str:
+    value = _get(data, key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MessageError(f"{key} is not a string: {type(value).__name__}")
+    if len(value) > limit:
+        raise MessageError(f"{key} is longer than {limit} characters", "size")
+    return value
+
+
+def _items(data: dict[str, Any], key: str, limit: int = MAX_ITEMS) -> list[Any]:
+    value = _get(data, key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MessageError(f"{key} is not a list: {type(value).__name__}")
+    if len(value) > limit:
+        raise MessageError(f"{key} has more than {limit} items", "size")
+    return value
+
+
+def _objects(data: dict[str, Any], key: str, limit: int = MAX_ITEMS) -> list[dict[str, Any]]:
+    items = _items(data, key, limit)
+    for item in items:
+        if not isinstance(item, dict):
+            raise MessageError(f"an item of {key} is not an object: {type(item).__name__}")
+    return items
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = _get(data, key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MessageError(f"{key} is not an object: {type(value).__name__}")
+    if len(value) > MAX_ITEMS:
+        raise MessageError(f"{key} has more than {MAX_ITEMS} entries", "size")
+    return value
+
+
+def _channel(data: dict[str, Any], key: str) -> tuple[int, int]:
+    value = _get(data, key)
+    if value is None:
+        return 0, 1
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise MessageError(f"{key} is not a pair of integers [index, count]", "channel")
+    index, count = value
+    if not 0 <= index < count <= _MAX_UINT:
+        raise MessageError(f"{key} {value} has no valid channel index and count", "channel")
+    return index, count
 
 
 def _result(data: dict[str, Any]) -> pb.Result:
-    index, count = _channel(data.get("channel_index"))
-    channel = data.get("channel") or {}
-    metadata = data.get("metadata") or {}
+    index, count = _channel(data, "channel_index")
+    channel = _object(data, "channel")
+    metadata = _object(data, "metadata")
     return pb.Result(
         channel_index=index,
         channel_count=count,
-        start_seconds=float(data.get("start", 0.0)),
-        duration_seconds=float(data.get("duration", 0.0)),
-        is_final=bool(data.get("is_final", False)),
-        speech_final=bool(data.get("speech_final", False)),
-        from_finalize=bool(data.get("from_finalize", False)),
-        alternatives=[_alternative(a) for a in channel.get("alternatives", ())],
+        start_seconds=_time(data, "start"),
+        duration_seconds=_time(data, "duration"),
+        is_final=_flag(data, "is_final"),
+        speech_final=_flag(data, "speech_final"),
+        from_finalize=_flag(data, "from_finalize"),
+        alternatives=[_alternative(a) for a in _objects(channel, "alternatives", MAX_ALTERNATIVES)],
         search=[
             pb.SearchResult(
-                query=str(s.get("query", "")),
+                query=_text(s, "query"),
                 hits=[
                     pb.SearchHit(
-                        confidence=float(h.get("confidence", 0.0)),
-                        start_seconds=float(h.get("start", 0.0)),
-                        end_seconds=float(h.get("end", 0.0)),
-                        snippet=str(h.get("snippet", "")),
+                        confidence=_number(h, "confidence"),
+                        start_seconds=_time(h, "start"),
+                        end_seconds=_time(h, "end"),
+                        snippet=_text(h, "snippet", MAX_TRANSCRIPT_CHARS),
                     )
-                    for h in s.get("hits", ())
+                    for h in _objects(s, "hits")
                 ],
             )
-            for s in channel.get("search", ())
+            for s in _objects(channel, "search")
         ],
         entities=[
             pb.Entity(
-                label=str(e.get("label", "")),
-                value=str(e.get("value", "")),
-                raw_value=str(e.get("raw_value", "")),
-                confidence=float(e.get("confidence", 0.0)),
-                start_word=int(e.get("start_word", 0)),
-                end_word=int(e.get("end_word", 0)),
+                label=_text(e, "label"),
+                value=_text(e, "value"),
+                raw_value=_text(e, "raw_value"),
+                confidence=_number(e, "confidence"),
+                start_word=_uint(e, "start_word"),
+                end_word=_uint(e, "end_word"),
             )
-            for e in data.get("entities", ())
+            for e in _objects(data, "entities")
         ],
         metadata=pb.ResultMetadata(
-            upstream_request_id=str(metadata.get("request_id", "")),
-            model_info=_model_info(metadata.get("model_info")),
-            model_uuid=str(metadata.get("model_uuid", "")),
-            extra=_string_map(metadata.get("extra")),
+            upstream_request_id=_text(metadata, "request_id"),
+            model_info=_model_info(_object(metadata, "model_info")),
+            model_uuid=_text(metadata, "model_uuid"),
+            extra=_string_map(_object(metadata, "extra")),
         ),
     )
 
 
 def _alternative(data: dict[str, Any]) -> pb.Alternative:
+    languages = _items(data, "languages")
+    if not all(isinstance(lang, str) and len(lang) <= MAX_TEXT_CHARS for lang in languages):
+        raise MessageError("languages is not a list of short strings")
     return pb.Alternative(
-        transcript=str(data.get("transcript", "")),
-        confidence=float(data.get("confidence", 0.0)),
-        words=[_word(w) for w in data.get("words", ())],
-        languages=[str(lang) for lang in data.get("languages", ())],
+        transcript=_text(data, "transcript", MAX_TRANSCRIPT_CHARS),
+        confidence=_number(data, "confidence"),
+        words=[_word(w) for w in _objects(data, "words", MAX_WORDS)],
+        languages=languages,
     )
 
 
 def _word(data: dict[str, Any]) -> pb.Word:
     word = pb.Word(
-        word=str(data.get("word", "")),
-        start_seconds=float(data.get("start", 0.0)),
-        end_seconds=float(data.get("end", 0.0)),
-        confidence=float(data.get("confidence", 0.0)),
-        punctuated_word=str(data.get("punctuated_word", "")),
-        language=str(data.get("language", "")),
+        word=_text(data, "word"),
+        start_seconds=_time(data, "start"),
+        end_seconds=_time(data, "end"),
+        confidence=_number(data, "confidence"),
+        punctuated_word=_text(data, "punctuated_word"),
+        language=_text(data, "language"),
     )
-    if data.get("speaker") is not None:
-        word.speaker = int(data["speaker"])
+    if _get(data, "speaker") is not None:
+        word.speaker = _uint(data, "speaker")
     return word
 
 
-def _model_info(data: Any) -> pb.ModelInfo:
-    if not isinstance(data, dict):
-        return pb.ModelInfo()
-    return pb.ModelInfo(
-        name=str(data.get("name", "")),
-        version=str(data.get("version", "")),
-        arch=str(data.get("arch", "")),
-    )
+def _model_info(data: dict[str, Any]) -> pb.ModelInfo:
+    return pb.ModelInfo(name=_text(data, "name"), version=_text(data, "version"), arch=_text(data, "arch"))
 
 
-def _string_map(data: Any) -> dict[str, str]:
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+def _string_map(data: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in data.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(key) > MAX_TEXT_CHARS or len(text) > MAX_TEXT_CHARS:
+            raise MessageError(f"an extra entry is longer than {MAX_TEXT_CHARS} characters", "size")
+        out[key] = text
+    return out
 
 
 def _metadata(data: dict[str, Any]) -> pb.UpstreamMetadata:
-    model_info = data.get("model_info")
+    models = _items(data, "models")
+    if not all(isinstance(m, str) and len(m) <= MAX_TEXT_CHARS for m in models):
+        raise MessageError("models is not a list of short strings")
+    model_info = _object(data, "model_info")
     return pb.UpstreamMetadata(
-        request_id=str(data.get("request_id", "")),
-        created=str(data.get("created", "")),
-        duration_seconds=float(data.get("duration", 0.0)),
-        channels=int(data.get("channels", 0)),
-        models=[str(m) for m in data.get("models", ())],
-        model_info=(
-            {str(k): _model_info(v) for k, v in model_info.items()} if isinstance(model_info, dict) else {}
-        ),
-        extra=_string_map(data.get("extra")),
-        transaction_key=str(data.get("transaction_key", "")),
-        sha256=str(data.get("sha256", "")),
+        request_id=_text(data, "request_id"),
+        created=_text(data, "created"),
+        duration_seconds=_time(data, "duration"),
+        channels=_uint(data, "channels"),
+        models=models,
+        model_info={key[:MAX_TEXT_CHARS]: _model_info(_object(model_info, key)) for key in list(model_info)},
+        extra=_string_map(_object(data, "extra")),
+        transaction_key=_text(data, "transaction_key"),
+        sha256=_text(data, "sha256"),
     )
+
+
+class InboundGuard:
+    """One session's check of parsed upstream messages against what the session knows: its
+    channel count and how much audio it relayed. Times are relative to the upstream connection,
+    so none may lie past the audio relayed (plus :data:`TIME_SLACK_S`)."""
+
+    def __init__(self, config: pb.StreamingConfig) -> None:
+        self.channels = (config.channels or 1) if config.multichannel else 1
+        self.reported = False
+
+    def check(self, message: UpstreamMessage, relayed_seconds: float | None) -> None:
+        """Raise MessageError when ``message`` does not fit this session.
+
+        ``relayed_seconds`` is the audio sent upstream so far (None when unknown: then only the
+        checks of :func:`parse_message` apply to times).
+        """
+        if isinstance(message, UnknownMessage | pb.UpstreamMetadata):
+            return
+        if message.channel_index >= self.channels:
+            raise MessageError(
+                f"channel {message.channel_index} of a session with {self.channels} channel(s)", "channel"
+            )
+        if relayed_seconds is None:
+            return
+        limit = relayed_seconds + TIME_SLACK_S
+        latest = max(_times(message), default=0.0)
+        if latest > limit:
+            raise MessageError(
+                f"a time of {latest:g} s is past the {relayed_seconds:g} s of audio relayed", "time"
+            )
+
+    def first_report(self) -> bool:
+        """True the first time it is asked: invalid messages are logged once per session."""
+        first = not self.reported
+        self.reported = True
+        return first
+
+
+def _times(message: pb.Result | pb.SpeechStarted | pb.UtteranceEnd) -> Iterator[float]:
+    if isinstance(message, pb.SpeechStarted):
+        yield message.timestamp_seconds
+    elif isinstance(message, pb.UtteranceEnd):
+        yield message.last_word_end_seconds
+    else:
+        yield message.start_seconds + message.duration_seconds
+        for alternative in message.alternatives:
+            for word in alternative.words:
+                yield word.end_seconds
+                yield word.start_seconds
+        for search in message.search:
+            for hit in search.hits:
+                yield hit.end_seconds
+                yield hit.start_seconds

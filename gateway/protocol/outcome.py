@@ -1,7 +1,9 @@
-"""What an upstream failure means: retry it or not, and which gRPC status the client gets.
+"""What a failure means: retry it or not, and which gRPC status the client gets.
 
-One pure classifier, applied by the retry policy (``gateway.upstream.retry``) and by the
-servicer when a session ends in error, following the status table of the design.
+One pure classifier of upstream failures (:func:`classify`), applied by the retry policy
+(``gateway.upstream.retry``), and one pure function from any gateway error to the status a client
+gets (:func:`error_status`): code, ``ErrorInfo`` reason and message, following the design's
+status table. Every error status the gateway sends is decided here.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ from dataclasses import dataclass
 from typing import Final
 
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from gateway.errors import (
+    ClientCancelledError,
     ClientError,
     GatewayError,
+    Reason,
     RetriesExhaustedError,
     SessionError,
+    SessionFailedError,
+    UnauthenticatedError,
     UpstreamClosedError,
     UpstreamConnectError,
     UpstreamError,
@@ -31,6 +41,7 @@ RETRYABLE_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013})
 RETRYABLE_HTTP_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
 DATA_ERROR_CLOSE_CODE: Final = 1008
 _MAX_UPSTREAM_TEXT: Final = 300
+ERROR_DOMAIN: Final = "transcribe.gateway"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,8 @@ class Outcome:
     message: str
     # Short and of low cardinality: used in UpstreamEvent.reason and as a metrics label.
     reason: str
+    # What the client's ErrorInfo says when this failure ends the stream.
+    error_reason: Reason = Reason.UPSTREAM_UNAVAILABLE
 
 
 def classify(error: UpstreamError) -> Outcome:
@@ -63,14 +76,19 @@ def _handshake(error: UpstreamHandshakeError) -> Outcome:
     reason = f"http {status}"
     suffix = f" (upstream request id {error.request_id})" if error.request_id else ""
     if status in RETRYABLE_HTTP_STATUSES:
-        code = grpc.StatusCode.RESOURCE_EXHAUSTED if status == 429 else grpc.StatusCode.UNAVAILABLE
-        return Outcome(True, code, f"upstream answered HTTP {status}: {detail}{suffix}", reason)
+        if status == 429:
+            code, error_reason = grpc.StatusCode.RESOURCE_EXHAUSTED, Reason.UPSTREAM_RATE_LIMITED
+        else:
+            code, error_reason = grpc.StatusCode.UNAVAILABLE, Reason.UPSTREAM_UNAVAILABLE
+        message = f"upstream answered HTTP {status}: {detail}{suffix}"
+        return Outcome(True, code, message, reason, error_reason)
     if status == 400:
         return Outcome(
             False,
             grpc.StatusCode.INVALID_ARGUMENT,
             f"upstream rejected the configuration: {detail}{suffix}",
             reason,
+            Reason.UPSTREAM_CONFIG_REJECTED,
         )
     if status in (401, 403):
         return Outcome(
@@ -79,6 +97,7 @@ def _handshake(error: UpstreamHandshakeError) -> Outcome:
             f"upstream rejected the gateway's credentials (HTTP {status}); the gateway's operator "
             f"must check its Deepgram API key{suffix}",
             reason,
+            Reason.UPSTREAM_KEY_REJECTED,
         )
     if status == 402:
         return Outcome(
@@ -86,12 +105,14 @@ def _handshake(error: UpstreamHandshakeError) -> Outcome:
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"upstream account is out of credit (HTTP 402): {detail}{suffix}",
             reason,
+            Reason.UPSTREAM_PAYMENT_REQUIRED,
         )
     return Outcome(
         False,
         grpc.StatusCode.FAILED_PRECONDITION,
         f"upstream answered HTTP {status} ({detail}); the gateway's upstream URL may be wrong{suffix}",
         reason,
+        Reason.UPSTREAM_REFUSED,
     )
 
 
@@ -106,6 +127,7 @@ def _closed(error: UpstreamClosedError) -> Outcome:
             f"upstream could not decode the audio ({text}); check config.encoding and "
             "config.sample_rate against the bytes sent",
             reason,
+            Reason.UPSTREAM_BAD_AUDIO,
         )
     # A normal close (1000) before the session asked for one means the upstream ended the
     # session on its own: a new connection is the remedy, as for a service restart.
@@ -116,6 +138,7 @@ def _closed(error: UpstreamClosedError) -> Outcome:
         grpc.StatusCode.INTERNAL,
         f"upstream closed the connection with code {code}: {text}",
         reason,
+        Reason.UPSTREAM_CLOSED,
     )
 
 
@@ -133,17 +156,54 @@ def upstream_message(body: str) -> str:
     return body.strip()[:_MAX_UPSTREAM_TEXT] or "no message"
 
 
-def final_status(error: GatewayError) -> tuple[grpc.StatusCode, str]:
-    """The status code and message a client gets for a session that ended with ``error``."""
+@dataclass(frozen=True, slots=True)
+class ErrorStatus:
+    """The status a call ends with: gRPC code, ErrorInfo reason, message."""
+
+    code: grpc.StatusCode
+    reason: Reason
+    message: str
+
+
+def error_status(error: GatewayError) -> ErrorStatus:
+    """The status a client gets for a call that ended with ``error``: the one place it is decided."""
+    if isinstance(error, SessionFailedError):
+        error = error.cause
     if isinstance(error, ClientError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+        code = (
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+            if error.reason == Reason.MESSAGE_TOO_LARGE
+            else grpc.StatusCode.INVALID_ARGUMENT
+        )
+        return ErrorStatus(code, error.reason, str(error))
     if isinstance(error, SessionError):
-        return error.code, str(error)
+        return ErrorStatus(error.code, error.reason, str(error))
+    if isinstance(error, UnauthenticatedError):
+        return ErrorStatus(grpc.StatusCode.UNAUTHENTICATED, Reason.UNAUTHENTICATED, str(error))
+    if isinstance(error, ClientCancelledError):
+        return ErrorStatus(grpc.StatusCode.CANCELLED, Reason.CLIENT_CANCELLED, str(error))
     if isinstance(error, RetriesExhaustedError):
         outcome = classify(error.last)
         attempts = "attempt" if error.attempts == 1 else "attempts"
-        return outcome.code, f"{outcome.message} (gave up after {error.attempts} {attempts})"
+        message = f"{outcome.message} (gave up after {error.attempts} {attempts})"
+        return ErrorStatus(outcome.code, outcome.error_reason, message)
     if isinstance(error, UpstreamError):
         outcome = classify(error)
-        return outcome.code, outcome.message
-    return grpc.StatusCode.INTERNAL, str(error)
+        return ErrorStatus(outcome.code, outcome.error_reason, outcome.message)
+    return ErrorStatus(
+        grpc.StatusCode.INTERNAL, Reason.INTERNAL, "internal gateway error; see the gateway's logs"
+    )
+
+
+def status_trailers(
+    status: ErrorStatus, *details: Message, **metadata: str
+) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailing metadata of a rich status: an ErrorInfo (``metadata`` in it), then ``details``."""
+    info = error_details_pb2.ErrorInfo(reason=status.reason, domain=ERROR_DOMAIN, metadata=metadata)
+    rich = status_pb2.Status(code=status.code.value[0], message=status.message)
+    for detail in (info, *details):
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        rich.details.append(packed)
+    trailers: tuple[tuple[str, str | bytes], ...] = rpc_status.to_status(rich).trailing_metadata
+    return trailers

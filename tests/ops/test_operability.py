@@ -13,11 +13,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transcribe.v1 import transcribe_pb2 as pb
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from gateway import logs
+from gateway.errors import Reason
 from tests.conftest import TIMING
 from tests.integration.conftest import (
     LINEAR16,
@@ -44,6 +46,10 @@ async def health_status(channel: grpc.aio.Channel, service: str = "") -> int:
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return str(response.read().decode())
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    return str(status_detail(error, error_details_pb2.ErrorInfo).reason)
 
 
 def metric(text: str, name: str) -> float:
@@ -137,6 +143,7 @@ async def test_streams_need_a_valid_bearer_token(
             await collect_call(call)
     assert info.value.code() == S.UNAUTHENTICATED
     assert problem in (info.value.details() or "")
+    assert reason_of(info.value) == Reason.UNAUTHENTICATED
     assert standin.handshakes == 0
 
 
@@ -270,6 +277,7 @@ async def test_stream_cap_refuses_with_resource_exhausted(standin: DeepgramStand
         error, _ = await expect_error(gw, requests(LINEAR16))
         assert error.code() == S.RESOURCE_EXHAUSTED
         assert "limit of 1 concurrent streams" in (error.details() or "")
+        assert reason_of(error) == Reason.TOO_MANY_STREAMS
         gate.set()
         while await first.read() != grpc.aio.EOF:
             pass
@@ -291,6 +299,7 @@ async def test_session_length_limit_finalises_then_ends_out_of_range(standin: De
         error, received = await expect_error(gw, seven_blocks_then_hold(sent))
     assert error.code() == S.OUT_OF_RANGE
     assert "maximum length" in (error.details() or "")
+    assert reason_of(error) == Reason.SESSION_TOO_LONG
     assert sent.is_set()
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(7)]
     assert received[-1].HasField("summary")
@@ -331,12 +340,21 @@ async def test_idle_client_is_finalised_then_deadline_exceeded(standin: Deepgram
         error, received = await expect_error(gw, reqs())
     assert error.code() == S.DEADLINE_EXCEEDED
     assert "sent nothing" in (error.details() or "")
+    assert reason_of(error) == Reason.CLIENT_IDLE
     assert [w.word for w in words(received)] == ["w0", "w1"]
 
 
 async def test_oversized_message_is_refused(standin: DeepgramStandIn) -> None:
+    """Over --max-message-bytes: RESOURCE_EXHAUSTED with MESSAGE_TOO_LARGE; over twice the
+    limit gRPC refuses the message itself, with the same code."""
     async with running_gateway(standin.url, max_message_bytes=4096) as gw:
-        error, _ = await expect_error(gw, requests(LINEAR16, b"\0" * 8192))
+        error, _ = await expect_error(gw, requests(LINEAR16, b"\0" * 6000))
+        assert error.code() == S.RESOURCE_EXHAUSTED
+        assert reason_of(error) == Reason.MESSAGE_TOO_LARGE
+        assert "6003 bytes is over the gateway's limit of 4096" in (error.details() or "")
+        first, _ = await expect_error(gw, [pb.StreamTranscribeRequest(audio=b"\0" * 6000)])
+        assert (first.code(), reason_of(first)) == (S.RESOURCE_EXHAUSTED, Reason.MESSAGE_TOO_LARGE)
+        error, _ = await expect_error(gw, requests(LINEAR16, b"\0" * 9000))
     assert error.code() == S.RESOURCE_EXHAUSTED
 
 
@@ -363,6 +381,7 @@ async def test_drain_finalises_open_streams_and_refuses_new_ones(standin: Deepgr
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(7)]
     assert kinds[-1] == "summary"
     assert info.value.code() == S.UNAVAILABLE
+    assert reason_of(info.value) == Reason.DRAINING
     point = status_detail(info.value, pb.ResumePoint)
     assert point.committed_seconds == point.received_seconds > 0
 
@@ -376,6 +395,7 @@ async def test_draining_gateway_reports_not_serving_and_refuses_streams(standin:
         error, _ = await expect_error(gw, requests(LINEAR16))
         assert error.code() == S.UNAVAILABLE
         assert "shutting down" in (error.details() or "")
+        assert reason_of(error) == Reason.DRAINING
 
 
 # --- logs and secrecy -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from tests.conftest import ROOT, TIMING
@@ -85,3 +86,69 @@ async def test_two_workers_share_the_port_and_both_serve(standin: DeepgramStandI
             process.kill()
             raise
     assert code == 0
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is alive (a zombie waiting for its new parent to reap it is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def accepts_connections(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_workers_end_when_the_supervisor_is_killed(standin: DeepgramStandIn, tmp_path: Path) -> None:
+    """kill -9 of the supervisor: both workers exit and nothing holds the port any more."""
+    ready = tmp_path / "ready"
+    env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    process = subprocess.Popen(  # noqa: ASYNC220 (started once; waited for without blocking)
+        [
+            sys.executable, "-m", "gateway", "--log-level", "WARNING", "serve", "--workers", "2",
+            "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--upstream-url", standin.url,
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        for _ in range(int(300 * TIMING)):
+            if ready.exists() or process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert ready.exists(), f"the supervisor did not get ready (exit code {process.poll()})"
+        address = ready.read_text().strip()
+        workers = children(process.pid)
+        assert len(workers) == 2
+        assert accepts_connections(address)
+        process.kill()
+        await asyncio.to_thread(process.wait, 10)
+        for _ in range(int(200 * TIMING)):
+            if not any(running(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.1)
+        assert not [pid for pid in workers if running(pid)], "a worker outlived its supervisor"
+        assert not accepts_connections(address), "something still holds the port"
+    finally:
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, QueryTooLongError, Reason
 from gateway.protocol import deepgram
 from tests.conftest import FIXTURES
 
@@ -363,3 +364,225 @@ def test_unknown_types_are_reported_not_fatal() -> None:
 def test_malformed_messages_raise(text: str) -> None:
     with pytest.raises(deepgram.MessageError):
         deepgram.parse_message(text)
+
+
+# --- inbound validation: nothing an upstream sends is trusted --------------------------------
+
+
+def counter_result(**overrides: Any) -> dict[str, Any]:
+    """A valid final Results message, as the stand-in sends, with top-level keys replaced."""
+    data: dict[str, Any] = {
+        "type": "Results",
+        "channel_index": [0, 1],
+        "start": 0.0,
+        "duration": 0.16,
+        "is_final": True,
+        "channel": {
+            "alternatives": [
+                {
+                    "transcript": "w0 w1",
+                    "confidence": 0.99,
+                    "words": [
+                        {"word": "w0", "start": 0.0, "end": 0.08, "confidence": 0.99},
+                        {"word": "w1", "start": 0.08, "end": 0.16, "confidence": 0.99},
+                    ],
+                }
+            ]
+        },
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("not json", "json"),
+        ("[1, 2]", "json"),
+        ('{"type":"Results","duration":Infinity}', "json"),
+        ('{"type":"Results","start":NaN}', "json"),
+        (json.dumps(counter_result(channel="oops")), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": 5})), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": [{"words": 5}]})), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": [{"words": "abc"}]})), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": [{"words": [{"start": "0"}]}]})), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": [{"transcript": 7}]})), "shape"),
+        (json.dumps(counter_result(channel={"alternatives": [{}] * 11})), "size"),
+        (json.dumps(counter_result(channel={"alternatives": [{"transcript": "x" * 100_001}]})), "size"),
+        (json.dumps(counter_result(duration="inf")), "shape"),
+        (json.dumps(counter_result(start=1e400)), "json"),  # json.dumps writes Infinity
+        (json.dumps(counter_result(start=-1)), "time"),
+        (json.dumps(counter_result(is_final="yes")), "shape"),
+        (json.dumps(counter_result(channel_index=[100_000_000])), "channel"),
+        (json.dumps(counter_result(channel_index=[2, 2])), "channel"),
+        (json.dumps(counter_result(channel_index=["0", 1])), "channel"),
+        (json.dumps(counter_result(channel_index=[0, 2**40])), "channel"),
+        (json.dumps(counter_result(entities=[{"start_word": 2**40}])), "size"),
+        (json.dumps(counter_result(entities=[{"start_word": -1}])), "size"),
+        (json.dumps(counter_result(metadata={"model_info": []})), "shape"),
+        ('{"type":"Results","start":1' + "0" * 400 + "}", "time"),
+        ('{"type":"SpeechStarted","channel":[0,1],"timestamp":"9"}', "shape"),
+        ('{"type":"UtteranceEnd","channel":"0","last_word_end":1}', "channel"),
+        ('{"type":"Metadata","duration":-3}', "time"),
+        ('{"type":"Metadata","models":[1]}', "shape"),
+    ],
+)
+def test_invalid_upstream_messages_raise_message_error_with_a_kind(text: str, kind: str) -> None:
+    """Wrong types, non-finite or negative times, bad channels and oversized lists are refused."""
+    with pytest.raises(deepgram.MessageError) as info:
+        deepgram.parse_message(text)
+    assert info.value.kind == kind
+
+
+_WRONG_VALUES: list[Any] = [None, "oops", 7, -1, 1e300, True, [], [1, 2], {}, {"a": 1}]
+
+
+def leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [path] + [p for key, item in value.items() for p in leaf_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [path] + [p for i, item in enumerate(value) for p in leaf_paths(item, (*path, i))]
+    return [path]
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+def recorded_messages() -> list[Any]:
+    return [json.loads(path.read_text()) for path in fixture_results()] + [
+        {"type": "SpeechStarted", "channel": [0, 1], "timestamp": 9.54},
+        {"type": "UtteranceEnd", "channel": [1, 2], "last_word_end": 2.395},
+        {"type": "Metadata", "request_id": "r", "duration": 1.0, "channels": 1, "models": ["m"]},
+    ]
+
+
+def test_any_value_anywhere_parses_or_raises_message_error() -> None:
+    """Every value of every recorded message, replaced by every wrong-typed value, either parses
+    to a proto or raises MessageError: nothing else escapes to end a stream INTERNAL."""
+    checked = 0
+    for message in recorded_messages():
+        for path in leaf_paths(message):
+            for wrong in _WRONG_VALUES:
+                text = json.dumps(replaced(message, path, wrong))
+                with contextlib.suppress(deepgram.MessageError):
+                    deepgram.parse_message(text)
+                checked += 1
+    assert checked > 1000
+
+
+def test_null_means_absent() -> None:
+    result = deepgram.parse_message(
+        json.dumps(counter_result(metadata=None, entities=None, speech_final=None))
+    )
+    assert isinstance(result, pb.Result)
+    assert (result.metadata.upstream_request_id, list(result.entities), result.speech_final) == (
+        "",
+        [],
+        False,
+    )
+
+
+def parsed(data: dict[str, Any]) -> deepgram.UpstreamMessage:
+    return deepgram.parse_message(json.dumps(data))
+
+
+MONO = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)
+STEREO = pb.StreamingConfig(
+    encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, channels=2, multichannel=True
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "message", "relayed", "kind"),
+    [
+        (MONO, counter_result(), 0.16, None),
+        (MONO, counter_result(), None, None),
+        (MONO, counter_result(start=1e300), 10.0, "time"),
+        (MONO, counter_result(start=1e300), None, None),  # containerised: only finite is known
+        (MONO, counter_result(start=10.5), 10.0, None),  # within the slack
+        (MONO, counter_result(start=11.5), 10.0, "time"),
+        (
+            MONO,
+            counter_result(channel={"alternatives": [{"words": [{"start": 0, "end": 99}]}]}),
+            10.0,
+            "time",
+        ),
+        (MONO, counter_result(channel_index=[1, 2]), 10.0, "channel"),
+        (STEREO, counter_result(channel_index=[1, 2]), 10.0, None),
+        (STEREO, counter_result(channel_index=[2, 3]), 10.0, "channel"),
+        (MONO, {"type": "SpeechStarted", "channel": [0, 1], "timestamp": 50}, 10.0, "time"),
+        (MONO, {"type": "UtteranceEnd", "channel": [3, 4], "last_word_end": 1}, 10.0, "channel"),
+        (MONO, {"type": "Metadata", "duration": 1e6}, 10.0, None),
+    ],
+)
+def test_inbound_guard_checks_channels_and_times_against_the_session(
+    config: pb.StreamingConfig, message: dict[str, Any], relayed: float | None, kind: str | None
+) -> None:
+    """Channel indexes must be below the session's channel count, times within the audio."""
+    guard = deepgram.InboundGuard(config)
+    if kind is None:
+        guard.check(parsed(message), relayed)
+        return
+    with pytest.raises(deepgram.MessageError) as info:
+        guard.check(parsed(message), relayed)
+    assert info.value.kind == kind
+
+
+def test_inbound_guard_reports_once() -> None:
+    guard = deepgram.InboundGuard(MONO)
+    assert [guard.first_report() for _ in range(3)] == [True, False, False]
+
+
+# --- config: ranges, names and lengths --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=1), "sample_rate"),
+        (pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_MULAW, sample_rate=7999), "sample_rate"),
+        (pb.StreamingConfig(upstream_params={"x\n": "1"}), "upstream_params"),
+        (pb.StreamingConfig(upstream_params={"a b": "1"}), "upstream_params"),
+        (pb.StreamingConfig(upstream_params={"a\x00": "1"}), "upstream_params"),
+        (pb.StreamingConfig(upstream_params={"1abc": "1"}), "upstream_params"),
+        (pb.StreamingConfig(upstream_params={"a" * 65: "1"}), "upstream_params"),
+    ],
+)
+def test_values_real_audio_and_urls_never_have_are_refused(config: pb.StreamingConfig, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        deepgram.validate(config)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 44100, 48000, 96000, 192000])
+def test_real_sample_rates_are_accepted(rate: int) -> None:
+    deepgram.validate(pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=rate))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pb.StreamingConfig(model="m" * 10_000),
+        pb.StreamingConfig(keyterms=[f"term number {i}" for i in range(4000)]),
+        pb.StreamingConfig(upstream_params={"x_option": "v" * 9000}),
+    ],
+)
+def test_a_query_over_the_bound_is_refused_before_connecting(config: pb.StreamingConfig) -> None:
+    with pytest.raises(QueryTooLongError) as info:
+        deepgram.validate(config)
+    assert info.value.limit == deepgram.MAX_QUERY_CHARS < info.value.length
+    assert info.value.reason == Reason.QUERY_TOO_LONG
+
+
+def test_a_query_at_the_bound_is_accepted() -> None:
+    name = "x_option"
+    value = "v" * (deepgram.MAX_QUERY_CHARS - len(name) - 1)
+    deepgram.validate(pb.StreamingConfig(upstream_params={name: value}))

@@ -315,7 +315,7 @@ class StreamingConfig(_message.Message):
     encoding: Global___AudioEncoding.ValueType
     """Audio encoding. Unset means containerised audio, detected from the stream."""
     sample_rate: _builtins.int
-    """Sample rate of raw audio, in hertz (1 to 192000). Required when `encoding` is set and must be
+    """Sample rate of raw audio, in hertz (8000 to 192000). Required when `encoding` is set and must be
     unset otherwise.
     """
     channels: _builtins.int
@@ -404,7 +404,9 @@ class StreamingConfig(_message.Message):
     @_builtins.property
     def upstream_params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Upstream query parameters the gateway does not model yet, sent as given (`name=value`).
-        Names of modelled fields are rejected: use the typed field instead.
+        Names must match `[A-Za-z][A-Za-z0-9_.-]{0,63}`; names of modelled fields are rejected: use
+        the typed field instead. The whole config must make a query string of at most 8192
+        characters (URL-encoded), or the stream ends INVALID_ARGUMENT with reason QUERY_TOO_LONG.
         """
 
     def __init__(

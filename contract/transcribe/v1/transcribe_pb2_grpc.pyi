@@ -64,12 +64,38 @@ class TranscribeServiceStub:
     Every time in every response is in seconds from the start of this stream's audio (plus
     `StreamingConfig.start_offset_seconds`), whatever happened upstream.
 
-    Errors end the call with a gRPC status: INVALID_ARGUMENT (bad config, rejected option,
-    undecodable audio), UNAUTHENTICATED (missing or wrong client token), FAILED_PRECONDITION
-    (the gateway's own upstream key was rejected), RESOURCE_EXHAUSTED (gateway at capacity,
-    client too far ahead of real time, upstream quota), UNAVAILABLE (upstream unreachable after
-    retries, or the gateway is draining; the details carry a `ResumePoint`), OUT_OF_RANGE (the
-    session exceeded its maximum length), CANCELLED (the client cancelled).
+    Errors end the call with a gRPC status whose details (`google.rpc.Status`) carry an
+    `ErrorInfo` with domain `transcribe.gateway` and a stable reason, and, for UNAVAILABLE on an
+    open stream, a `ResumePoint`. ErrorInfo reasons, with their status codes:
+
+      INVALID_CONFIG             INVALID_ARGUMENT: a config value is invalid (metadata `field`).
+      CONFIG_NOT_FIRST           INVALID_ARGUMENT: the first request is not a config.
+      CONFIG_TIMEOUT             DEADLINE_EXCEEDED: no config within the first-message deadline.
+      INVALID_REQUEST            INVALID_ARGUMENT: a request that is not a valid message, a second
+                                 config, or a control without a command.
+      MESSAGE_TOO_LARGE          RESOURCE_EXHAUSTED: a request over the gateway's message size limit.
+      QUERY_TOO_LONG             INVALID_ARGUMENT: the config makes an upstream query string over
+                                 8192 characters.
+      UNAUTHENTICATED            UNAUTHENTICATED: a missing, malformed or unknown client token.
+      TOO_MANY_STREAMS           RESOURCE_EXHAUSTED: the gateway is at its stream limit.
+      SESSION_TOO_LONG           OUT_OF_RANGE: the stream reached its maximum length.
+      CLIENT_IDLE                DEADLINE_EXCEEDED: the client sent nothing for too long.
+      BACKPRESSURE               RESOURCE_EXHAUSTED: the client ran too far ahead of the upstream.
+      DRAINING                   UNAVAILABLE: the gateway is shutting down.
+      CLIENT_CANCELLED           CANCELLED: the client cancelled the call.
+      UPSTREAM_KEY_REJECTED      FAILED_PRECONDITION: the upstream rejected the gateway's own key.
+      UPSTREAM_CONFIG_REJECTED   INVALID_ARGUMENT: the upstream rejected an option (HTTP 400).
+      UPSTREAM_PAYMENT_REQUIRED  RESOURCE_EXHAUSTED: the upstream account is out of credit.
+      UPSTREAM_RATE_LIMITED      RESOURCE_EXHAUSTED: the upstream rate-limited every retry.
+      UPSTREAM_BAD_AUDIO         INVALID_ARGUMENT: the upstream could not decode the audio.
+      UPSTREAM_REFUSED           FAILED_PRECONDITION: the upstream refused the connection otherwise.
+      UPSTREAM_CLOSED            INTERNAL: the upstream closed with an unexpected code.
+      UPSTREAM_UNAVAILABLE       UNAVAILABLE: the upstream failed through every retry.
+      UPSTREAM_NOT_REPLAYABLE    UNAVAILABLE: the upstream failed and containerised audio that
+                                 outgrew the replay buffer cannot be replayed.
+      INTERNAL                   INTERNAL: a bug in the gateway.
+
+    New reasons may be added; existing ones are never renamed.
     """
 
 @_typing.type_check_only
@@ -101,12 +127,38 @@ class TranscribeServiceAsyncStub(TranscribeServiceStub):
     Every time in every response is in seconds from the start of this stream's audio (plus
     `StreamingConfig.start_offset_seconds`), whatever happened upstream.
 
-    Errors end the call with a gRPC status: INVALID_ARGUMENT (bad config, rejected option,
-    undecodable audio), UNAUTHENTICATED (missing or wrong client token), FAILED_PRECONDITION
-    (the gateway's own upstream key was rejected), RESOURCE_EXHAUSTED (gateway at capacity,
-    client too far ahead of real time, upstream quota), UNAVAILABLE (upstream unreachable after
-    retries, or the gateway is draining; the details carry a `ResumePoint`), OUT_OF_RANGE (the
-    session exceeded its maximum length), CANCELLED (the client cancelled).
+    Errors end the call with a gRPC status whose details (`google.rpc.Status`) carry an
+    `ErrorInfo` with domain `transcribe.gateway` and a stable reason, and, for UNAVAILABLE on an
+    open stream, a `ResumePoint`. ErrorInfo reasons, with their status codes:
+
+      INVALID_CONFIG             INVALID_ARGUMENT: a config value is invalid (metadata `field`).
+      CONFIG_NOT_FIRST           INVALID_ARGUMENT: the first request is not a config.
+      CONFIG_TIMEOUT             DEADLINE_EXCEEDED: no config within the first-message deadline.
+      INVALID_REQUEST            INVALID_ARGUMENT: a request that is not a valid message, a second
+                                 config, or a control without a command.
+      MESSAGE_TOO_LARGE          RESOURCE_EXHAUSTED: a request over the gateway's message size limit.
+      QUERY_TOO_LONG             INVALID_ARGUMENT: the config makes an upstream query string over
+                                 8192 characters.
+      UNAUTHENTICATED            UNAUTHENTICATED: a missing, malformed or unknown client token.
+      TOO_MANY_STREAMS           RESOURCE_EXHAUSTED: the gateway is at its stream limit.
+      SESSION_TOO_LONG           OUT_OF_RANGE: the stream reached its maximum length.
+      CLIENT_IDLE                DEADLINE_EXCEEDED: the client sent nothing for too long.
+      BACKPRESSURE               RESOURCE_EXHAUSTED: the client ran too far ahead of the upstream.
+      DRAINING                   UNAVAILABLE: the gateway is shutting down.
+      CLIENT_CANCELLED           CANCELLED: the client cancelled the call.
+      UPSTREAM_KEY_REJECTED      FAILED_PRECONDITION: the upstream rejected the gateway's own key.
+      UPSTREAM_CONFIG_REJECTED   INVALID_ARGUMENT: the upstream rejected an option (HTTP 400).
+      UPSTREAM_PAYMENT_REQUIRED  RESOURCE_EXHAUSTED: the upstream account is out of credit.
+      UPSTREAM_RATE_LIMITED      RESOURCE_EXHAUSTED: the upstream rate-limited every retry.
+      UPSTREAM_BAD_AUDIO         INVALID_ARGUMENT: the upstream could not decode the audio.
+      UPSTREAM_REFUSED           FAILED_PRECONDITION: the upstream refused the connection otherwise.
+      UPSTREAM_CLOSED            INTERNAL: the upstream closed with an unexpected code.
+      UPSTREAM_UNAVAILABLE       UNAVAILABLE: the upstream failed through every retry.
+      UPSTREAM_NOT_REPLAYABLE    UNAVAILABLE: the upstream failed and containerised audio that
+                                 outgrew the replay buffer cannot be replayed.
+      INTERNAL                   INTERNAL: a bug in the gateway.
+
+    New reasons may be added; existing ones are never renamed.
     """
 
 class TranscribeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -141,12 +193,38 @@ class TranscribeServiceServicer(metaclass=_abc_1.ABCMeta):
         Every time in every response is in seconds from the start of this stream's audio (plus
         `StreamingConfig.start_offset_seconds`), whatever happened upstream.
 
-        Errors end the call with a gRPC status: INVALID_ARGUMENT (bad config, rejected option,
-        undecodable audio), UNAUTHENTICATED (missing or wrong client token), FAILED_PRECONDITION
-        (the gateway's own upstream key was rejected), RESOURCE_EXHAUSTED (gateway at capacity,
-        client too far ahead of real time, upstream quota), UNAVAILABLE (upstream unreachable after
-        retries, or the gateway is draining; the details carry a `ResumePoint`), OUT_OF_RANGE (the
-        session exceeded its maximum length), CANCELLED (the client cancelled).
+        Errors end the call with a gRPC status whose details (`google.rpc.Status`) carry an
+        `ErrorInfo` with domain `transcribe.gateway` and a stable reason, and, for UNAVAILABLE on an
+        open stream, a `ResumePoint`. ErrorInfo reasons, with their status codes:
+
+          INVALID_CONFIG             INVALID_ARGUMENT: a config value is invalid (metadata `field`).
+          CONFIG_NOT_FIRST           INVALID_ARGUMENT: the first request is not a config.
+          CONFIG_TIMEOUT             DEADLINE_EXCEEDED: no config within the first-message deadline.
+          INVALID_REQUEST            INVALID_ARGUMENT: a request that is not a valid message, a second
+                                     config, or a control without a command.
+          MESSAGE_TOO_LARGE          RESOURCE_EXHAUSTED: a request over the gateway's message size limit.
+          QUERY_TOO_LONG             INVALID_ARGUMENT: the config makes an upstream query string over
+                                     8192 characters.
+          UNAUTHENTICATED            UNAUTHENTICATED: a missing, malformed or unknown client token.
+          TOO_MANY_STREAMS           RESOURCE_EXHAUSTED: the gateway is at its stream limit.
+          SESSION_TOO_LONG           OUT_OF_RANGE: the stream reached its maximum length.
+          CLIENT_IDLE                DEADLINE_EXCEEDED: the client sent nothing for too long.
+          BACKPRESSURE               RESOURCE_EXHAUSTED: the client ran too far ahead of the upstream.
+          DRAINING                   UNAVAILABLE: the gateway is shutting down.
+          CLIENT_CANCELLED           CANCELLED: the client cancelled the call.
+          UPSTREAM_KEY_REJECTED      FAILED_PRECONDITION: the upstream rejected the gateway's own key.
+          UPSTREAM_CONFIG_REJECTED   INVALID_ARGUMENT: the upstream rejected an option (HTTP 400).
+          UPSTREAM_PAYMENT_REQUIRED  RESOURCE_EXHAUSTED: the upstream account is out of credit.
+          UPSTREAM_RATE_LIMITED      RESOURCE_EXHAUSTED: the upstream rate-limited every retry.
+          UPSTREAM_BAD_AUDIO         INVALID_ARGUMENT: the upstream could not decode the audio.
+          UPSTREAM_REFUSED           FAILED_PRECONDITION: the upstream refused the connection otherwise.
+          UPSTREAM_CLOSED            INTERNAL: the upstream closed with an unexpected code.
+          UPSTREAM_UNAVAILABLE       UNAVAILABLE: the upstream failed through every retry.
+          UPSTREAM_NOT_REPLAYABLE    UNAVAILABLE: the upstream failed and containerised audio that
+                                     outgrew the replay buffer cannot be replayed.
+          INTERNAL                   INTERNAL: a bug in the gateway.
+
+        New reasons may be added; existing ones are never renamed.
         """
 
 def add_TranscribeServiceServicer_to_server(servicer: TranscribeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
