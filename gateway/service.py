@@ -18,6 +18,7 @@ from gateway.errors import (
     ClientCancelledError,
     ConfigError,
     GatewayError,
+    Reason,
     RetriesExhaustedError,
     UpstreamError,
     UpstreamHandshakeError,
@@ -61,13 +62,22 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
     """Validates the first request, then hands the stream to a Session."""
 
     def __init__(
-        self, options: SessionOptions, metrics: Metrics, availability: Availability, *, max_streams: int
+        self,
+        options: SessionOptions,
+        metrics: Metrics,
+        availability: Availability,
+        *,
+        max_streams: int,
+        config_timeout_s: float = 10.0,
     ) -> None:
         self._options = options
         self._metrics = metrics
         self._availability = availability
         self._max_streams = max_streams
+        self._config_timeout_s = config_timeout_s
         self.sessions: set[Session] = set()
+        # Streams still waiting for their config: they hold a slot of --max-streams too.
+        self._waiting = 0
         # Set while no stream is open: what a drain waits for.
         self.idle = asyncio.Event()
         self.idle.set()
@@ -104,13 +114,26 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             await self._abort(
                 context, grpc.StatusCode.UNAVAILABLE, "the gateway is shutting down; retry elsewhere"
             )
-        if len(self.sessions) >= self._max_streams:
+        if len(self.sessions) + self._waiting >= self._max_streams:
             await self._abort(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the gateway is at its limit of {self._max_streams} concurrent streams; retry later",
             )
-        first = await anext(aiter(request_iterator), None)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self._config_timeout_s):
+                first = await anext(aiter(request_iterator), None)
+        except TimeoutError:
+            first = None
+            await self._abort(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the stream sent no config within {self._config_timeout_s:g} s",
+                _error_info(Reason.CONFIG_TIMEOUT),
+            )
+        finally:
+            self._waiting -= 1
         if first is not None:
             self._metrics.grpc_msg_received.labels(*_RPC_LABELS).inc()
         if first is None:
