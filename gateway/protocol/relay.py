@@ -31,7 +31,7 @@ from typing import Final
 
 from transcribe.v1 import transcribe_pb2 as pb
 
-from gateway.audiolog import AudioLog
+from gateway.audiolog import ENTRY_COST, AudioLog
 from gateway.errors import GatewayError, Reason, RetriesExhaustedError, SessionError, UpstreamError
 from gateway.protocol import deepgram
 from gateway.protocol.audio import RawFormat, raw_format
@@ -121,7 +121,7 @@ class Relay:
         """Whether ``n_bytes`` more audio fit the replay cap now; if not, the client is held
         until a commit frees room (or, for unreplayable audio, until it has been sent)."""
         log = self.log
-        cap = self.limits.replay_buffer_bytes
+        cap = self.limits.replay_buffer_bytes - ENTRY_COST
         if log.memory + n_bytes <= cap or not log.entries:
             return True
         if self.format is None and self.replayable:
