@@ -303,6 +303,7 @@ class Session:
         metrics = self._metrics
         relay = self._relay
         changed = self._log_changed
+        max_lead_s = self._options.max_lead_s if self._format is not None else None
         async for request in requests:
             self._last_request_at = time.monotonic()
             kind = request.WhichOneof("request")
@@ -311,6 +312,11 @@ class Session:
                 if audio:
                     if not relay.admits(len(audio)):
                         await self._hold(len(audio))
+                    if max_lead_s is not None:
+                        lead = relay.received_seconds - (time.monotonic() - self._started_at)
+                        if lead > max_lead_s:
+                            # Slowing the reader down is enough: gRPC flow control pushes back.
+                            await asyncio.sleep(lead - max_lead_s)
                     relay.audio_in(audio)
                     changed.set()
                     if self._first_audio_at is None:
@@ -334,7 +340,7 @@ class Session:
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room
-        for ``n_bytes``; then, if set, pace it to --max-lead-s."""
+        for ``n_bytes``."""
         relay = self._relay
         options = self._options
         replayable = relay.replayable
@@ -353,10 +359,6 @@ class Session:
                     f"transcripts for more than {options.backpressure_timeout_s:g} s: the upstream "
                     "cannot keep up; send audio at real-time pace",
                 ) from None
-        if options.max_lead_s is not None and self._format is not None:
-            lead = relay.received_seconds - (time.monotonic() - self._started_at)
-            if lead > options.max_lead_s:
-                await asyncio.sleep(lead - options.max_lead_s)
 
     async def _run_upstream(self) -> None:
         relay = self._relay
