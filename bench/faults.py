@@ -3,8 +3,12 @@ once cleanly and once behind a proxy that cuts the upstream connection every few
 
     python -m bench.faults            (make bench-faults)
 
-Writes docs/resilience.md: drops survived, words lost and repeated against the clean run, and
-time to resume (from the gateway's `reconnecting` event to its `reconnected` event).
+The speech is the shared corpus when ``../shared/corpus`` exists, else the gateway's own sample
+(gateway/samples/hello.wav) repeated to a minute, so it runs from any checkout.
+
+Writes the first part of docs/resilience.md (the part before its "Hostile cases" section, which
+bench.hostile produces): drops survived, words lost and repeated against the clean run, and time
+to resume (from the gateway's `reconnecting` event to its `reconnected` event).
 """
 
 from __future__ import annotations
@@ -16,13 +20,32 @@ import os
 import platform
 import statistics
 import time
+import wave
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import CORPUS
-from tests.support.faults import SPEECH_MINUTE, Run, Scenario, run_with_cuts, speech_minute
+from tests.support.faults import RATE, SPEECH_MINUTE, Run, Scenario, run_with_cuts, speech_minute
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "gateway" / "samples" / "hello.wav"
+# At least ten cuts in the faulty run: a cut every 3 s of a ~34 s run.
+CUT_EVERY_S = 3.0
+HOSTILE_HEADING = "## Hostile cases"
+
+
+def speech() -> tuple[bytes, str]:
+    """About a minute of 16 kHz mono speech, and where it comes from."""
+    if CORPUS.is_dir():
+        return speech_minute(CORPUS), "LibriSpeech and public-domain clips from `../shared/corpus`, joined"
+    with wave.open(str(SAMPLE), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (RATE, 1, 2)
+        clip = wav.readframes(wav.getnframes())
+    silence = b"\0\0" * (RATE // 2)
+    repeats = -(-60 * RATE * 2 // (len(clip) + len(silence)))
+    return (
+        clip + silence
+    ) * repeats, f"the gateway's sample `{SAMPLE.relative_to(ROOT)}` repeated {repeats} times"
 
 
 def compare(clean: list[str], faulty: list[str]) -> tuple[int, int]:
@@ -36,14 +59,13 @@ def compare(clean: list[str], faulty: list[str]) -> tuple[int, int]:
     return lost, added
 
 
-async def measure(scenario: Scenario) -> tuple[Run, Run, float]:
-    pcm = speech_minute(CORPUS)
+async def measure(scenario: Scenario, pcm: bytes) -> tuple[Run, Run, float]:
     clean = await run_with_cuts(pcm, None, scenario)
     faulty = await run_with_cuts(pcm, scenario.cut_every_s, scenario)
     return clean, faulty, len(pcm) / 32000
 
 
-def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, command: str) -> str:
+def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, *, command: str, source: str) -> str:
     lost, added = compare(clean.words, faulty.words)
     resume = sorted(faulty.resume_times)
     starts = [w.start_seconds for w in faulty.word_protos]
@@ -54,8 +76,7 @@ def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, command:
         f"Command: `{command}` (run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,",
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores).",
         "",
-        f"{audio_s:.1f} s of real speech (LibriSpeech and public-domain clips from `../shared/corpus`,",
-        "joined",
+        f"{audio_s:.1f} s of real speech ({source},",
         f"with 0.5 s of silence) streamed as 16 kHz linear16 in {scenario.chunk_s * 1000:.0f} ms chunks at",
         f"{scenario.pace:g}x real time through the gateway to the embedded engine (Whisper tiny.en). The",
         "faulty run puts a TCP proxy between gateway and engine that aborts every connection through it",
@@ -79,7 +100,7 @@ def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, command:
         "",
         "Time to resume is measured by the client, from the `upstream_event.reconnecting` response to",
         "the `upstream_event.reconnected` one: the handshake and the engine admitting the new stream",
-        "(the first attempt after a drop is immediate; backoff with full jitter applies from the second).",
+        "(and the backoff, with full jitter, that the gateway waits between every two connections).",
         "Replayed audio is large because the client runs at twice real time, so at each cut the",
         "uncommitted audio (everything the engine had not finalised yet) is several seconds long.",
         "",
@@ -92,18 +113,23 @@ def report(clean: Run, faulty: Run, audio_s: float, scenario: Scenario, command:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cut-every-s", type=float, default=SPEECH_MINUTE.cut_every_s)
+    parser.add_argument("--cut-every-s", type=float, default=CUT_EVERY_S)
     parser.add_argument("--pace", type=float, default=SPEECH_MINUTE.pace)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "resilience.md")
     args = parser.parse_args()
     scenario = Scenario(pace=args.pace, chunk_s=SPEECH_MINUTE.chunk_s, cut_every_s=args.cut_every_s)
     started = time.monotonic()
-    clean, faulty, audio_s = asyncio.run(measure(scenario))
+    pcm, source = speech()
+    clean, faulty, audio_s = asyncio.run(measure(scenario, pcm))
     command = "make bench-faults"
-    if args.cut_every_s != SPEECH_MINUTE.cut_every_s or args.pace != SPEECH_MINUTE.pace:
+    if args.cut_every_s != CUT_EVERY_S or args.pace != SPEECH_MINUTE.pace:
         command = f"python -m bench.faults --cut-every-s {args.cut_every_s:g} --pace {args.pace:g}"
-    text = report(clean, faulty, audio_s, scenario, command)
+    text = report(clean, faulty, audio_s, scenario, command=command, source=source)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the hostile cases' section (bench.hostile's figures) below the part this writes.
+    previous = args.output.read_text() if args.output.exists() else ""
+    if HOSTILE_HEADING in previous:
+        text += "\n" + previous[previous.index(HOSTILE_HEADING) :]
     args.output.write_text(text)
     print(text)
     print(f"(took {time.monotonic() - started:.0f} s; written to {args.output})")

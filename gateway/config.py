@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         gt=0,
         description="End a stream (finalised, DEADLINE_EXCEEDED) when its client sends nothing this long.",
     )
+    config_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="End a stream (DEADLINE_EXCEEDED) whose first message, its config, takes longer.",
+    )
     max_message_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request message (an audio chunk) accepted."
     )

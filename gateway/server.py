@@ -25,6 +25,10 @@ from gateway.upstream.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
+# After the grace, how long the sessions' own UNAVAILABLE statuses get to reach their clients
+# before the calls still open are cancelled.
+_DRAIN_SETTLE_S = 0.5
+
 
 class GatewayServer:
     """A running gateway. ``async with GatewayServer(settings) as server: ...``"""
@@ -82,7 +86,11 @@ class GatewayServer:
             options=_grpc_options(settings),
         )
         self._servicer = TranscribeServicer(
-            options, self.metrics, self._availability, max_streams=settings.max_streams
+            options,
+            self.metrics,
+            self._availability,
+            max_streams=settings.max_streams,
+            config_timeout_s=settings.config_timeout_s,
         )
         server.add_generic_rpc_handlers((self._servicer.handler(settings.max_message_bytes),))
         health_pb2_grpc.add_HealthServicer_to_server(self._availability.health, server)
@@ -158,7 +166,10 @@ class GatewayServer:
         """Graceful shutdown: refuse new streams, finalise open ones, stop within the grace period.
 
         The listener stays open meanwhile, so health checks read NOT_SERVING (a load balancer's
-        active check takes the replica out) instead of finding the port closed.
+        active check takes the replica out) instead of finding the port closed. The grace is a
+        hard bound: each session ends itself UNAVAILABLE (with its ResumePoint) when it is
+        over, and whatever is still open a moment later (a call whose client does not read
+        cannot even be told) is cancelled.
         """
         assert self._server is not None and self._servicer is not None
         grace = self.settings.drain_grace_s
@@ -168,9 +179,10 @@ class GatewayServer:
         await self._availability.update()
         sessions = list(self._servicer.sessions)
         logger.info("draining: %d open stream(s), %g s grace", len(sessions), grace)
-        await asyncio.gather(*(session.drain(grace) for session in sessions))
+        for session in sessions:
+            await session.drain(grace)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline + _DRAIN_SETTLE_S):
                 await self._servicer.idle.wait()
         left = len(self._servicer.sessions)
         # What is left is cancelled now: the grace period is over.

@@ -130,13 +130,22 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
     """Validates the first request, then hands the stream to a Session."""
 
     def __init__(
-        self, options: SessionOptions, metrics: Metrics, availability: Availability, *, max_streams: int
+        self,
+        options: SessionOptions,
+        metrics: Metrics,
+        availability: Availability,
+        *,
+        max_streams: int,
+        config_timeout_s: float = 10.0,
     ) -> None:
         self._options = options
         self._metrics = metrics
         self._availability = availability
         self._max_streams = max_streams
+        self._config_timeout_s = config_timeout_s
         self.sessions: set[Session] = set()
+        # Streams still waiting for their config: they hold a slot of --max-streams too.
+        self._waiting = 0
         # Set while no stream is open: what a drain waits for.
         self.idle = asyncio.Event()
         self.idle.set()
@@ -187,7 +196,7 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
                     "the gateway is shutting down; retry elsewhere",
                 ),
             )
-        if len(self.sessions) >= self._max_streams:
+        if len(self.sessions) + self._waiting >= self._max_streams:
             await self._fail(
                 context,
                 SessionError(
@@ -197,10 +206,23 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
                 ),
             )
         first: pb.StreamTranscribeRequest | None = None
+        self._waiting += 1
         try:
-            first = await anext(aiter(request_iterator), None)
+            async with asyncio.timeout(self._config_timeout_s):
+                first = await anext(aiter(request_iterator), None)
+        except TimeoutError:
+            await self._fail(
+                context,
+                SessionError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    Reason.CONFIG_TIMEOUT,
+                    f"the stream sent no config within {self._config_timeout_s:g} s",
+                ),
+            )
         except ClientError as exc:
             await self._fail(context, exc)
+        finally:
+            self._waiting -= 1
         if first is not None:
             self._metrics.grpc_msg_received.labels(*_RPC_LABELS).inc()
         if first is None:

@@ -5,6 +5,11 @@ starts each connection at some point of the client's audio (zero, or the committ
 a reconnect); the timeline adds that base to every time, tracks how far final results have been
 delivered on each channel (the committed cursor), and trims or drops what a replay produces
 again.
+
+Whatever times the upstream sends, every time that leaves the timeline is finite and within
+``[0, horizon]`` (the relay sets the horizon to the audio received plus a small slack): an
+infinite, NaN or absurd time is clamped, so it can neither stop the cursor from moving nor make
+it run past the audio, and the ResumePoint computed from it always exists.
 """
 
 from __future__ import annotations
@@ -16,6 +21,18 @@ from transcribe.v1 import transcribe_pb2 as pb
 # Tolerance when comparing a replayed connection's times with delivered ones: the same audio
 # decoded twice can move boundaries by a few milliseconds.
 _EPSILON: Final = 0.02
+# No stream has more channels than this (the protocol's limit is 20): a result on a channel
+# beyond it is dropped rather than allocating bookkeeping in proportion to its index.
+MAX_CHANNELS: Final = 32
+# The horizon when nobody sets one: finite, and far beyond any stream (about 30 years).
+FAR_SECONDS: Final = 1e9
+
+
+def clamp(seconds: float, horizon: float) -> float:
+    """``seconds`` within [0, horizon]; NaN is 0."""
+    if not seconds >= 0.0:  # also true for NaN
+        return 0.0
+    return seconds if seconds <= horizon else horizon
 
 
 class Timeline:
@@ -26,6 +43,8 @@ class Timeline:
         self._base = 0.0
         self._delivered = [0.0] * max(channels, 1)
         self._utterance_ends: dict[int, float] = {}
+        # Latest stream time a result may reach (see the module's docstring).
+        self.horizon = FAR_SECONDS
 
     @property
     def committed_seconds(self) -> float:
@@ -41,19 +60,24 @@ class Timeline:
         """Rebase ``result`` in place; None when it only repeats what was already delivered."""
         channel = result.channel_index
         if channel >= len(self._delivered):
+            if channel >= MAX_CHANNELS:
+                return None
+            # Containerised audio: the gateway learns its channel count from the results.
             self._delivered.extend([0.0] * (channel + 1 - len(self._delivered)))
+        horizon = self.horizon
         delivered = self._delivered[channel]
-        start = self._base + result.start_seconds
-        end = start + result.duration_seconds
-        if end <= delivered + _EPSILON and result.duration_seconds > 0:
+        start = clamp(self._base + result.start_seconds, horizon)
+        duration = result.duration_seconds
+        end = clamp(start + duration, horizon) if duration >= 0.0 else start
+        if end <= delivered + _EPSILON and duration > 0:
             return None
         start = max(start, delivered)
         for alternative in result.alternatives:
             self._trim(alternative, delivered)
         for search in result.search:
             for hit in search.hits:
-                hit.start_seconds = self._out(self._base + hit.start_seconds)
-                hit.end_seconds = self._out(self._base + hit.end_seconds)
+                hit.start_seconds = self._out(clamp(self._base + hit.start_seconds, horizon))
+                hit.end_seconds = self._out(clamp(self._base + hit.end_seconds, horizon))
         result.start_seconds = self._out(start)
         result.duration_seconds = round(max(end - start, 0.0), 6)
         if result.is_final:
@@ -62,9 +86,10 @@ class Timeline:
 
     def _trim(self, alternative: pb.Alternative, delivered: float) -> None:
         kept = []
+        horizon = self.horizon
         for word in alternative.words:
-            start = self._base + word.start_seconds
-            end = self._base + word.end_seconds
+            start = clamp(self._base + word.start_seconds, horizon)
+            end = clamp(self._base + word.end_seconds, horizon)
             if (start + end) / 2 <= delivered:
                 continue
             word.start_seconds = self._out(start)
@@ -76,12 +101,12 @@ class Timeline:
             alternative.transcript = " ".join(w.punctuated_word or w.word for w in kept)
 
     def speech_started(self, message: pb.SpeechStarted) -> pb.SpeechStarted:
-        message.timestamp_seconds = self._out(self._base + message.timestamp_seconds)
+        message.timestamp_seconds = self._out(clamp(self._base + message.timestamp_seconds, self.horizon))
         return message
 
     def utterance_end(self, message: pb.UtteranceEnd) -> pb.UtteranceEnd | None:
         """Rebase an UtteranceEnd; None when a replay reports a gap that was already reported."""
-        end = self._base + message.last_word_end_seconds
+        end = clamp(self._base + message.last_word_end_seconds, self.horizon)
         previous = self._utterance_ends.get(message.channel_index)
         if previous is not None and end <= previous + _EPSILON:
             return None

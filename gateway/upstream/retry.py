@@ -1,34 +1,29 @@
-"""The retry policy for opening upstream connections, applied by tenacity.
+"""The retry budget of one session's upstream connections. Pure: the relay core feeds it.
 
-The decision of what is retryable is :func:`gateway.protocol.outcome.classify`'s alone; this
-module only adds exponential backoff with full jitter and the attempt and time bounds.
+Every connection of a session (the first included, whether its handshake succeeds or not)
+spends one attempt; only *progress*, a final result committed past the previous cursor, gives
+the budget back. So an upstream that answers and then fails at the same point every time runs
+out of attempts as surely as one that refuses every handshake.
+
+The budget is also bounded in time: an *outage* starts when the upstream stopped doing useful
+work (the oldest frame it left unanswered, or the failure itself) and may last at most
+``max_elapsed_s``, stall time and backoff included.
+
+Between every two connections there is a backoff with full jitter (AWS's "exponential backoff
+and jitter"): a random wait in [0, min(max_backoff, initial x 2^(n-1))] for the n-th attempt
+of the outage, so that gateways cut off together do not reconnect together.
 """
 
 from __future__ import annotations
 
-import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
-
-from gateway.errors import RetriesExhaustedError, UpstreamError
-from gateway.protocol.outcome import classify
-from gateway.upstream.connection import UpstreamConnection, UpstreamTarget, open_upstream
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounds of one (re)connect: attempts (the first included) and total time."""
+    """Bounds of one outage: attempts (the first connection included) and total time."""
 
     max_attempts: int = 6
     max_elapsed_s: float = 30.0
@@ -36,55 +31,55 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, UpstreamError) and classify(exc).retryable
+class RetryBudget:
+    """Attempts and time left until the upstream has to show progress again."""
 
+    def __init__(self, policy: RetryPolicy, rng: Callable[[], float] = random.random) -> None:
+        self.policy = policy
+        self._rng = rng
+        # Connections opened or tried since the last progress.
+        self.attempts = 0
+        # Since when the upstream has been failing (None: it is not).
+        self.outage_since: float | None = None
+        # Attempts made since the last connection that opened failed (for Reconnected events).
+        self.attempts_this_reconnect = 0
 
-async def connect_with_retry(
-    target: UpstreamTarget,
-    policy: RetryPolicy,
-    *,
-    attempts_used: int = 0,
-    on_failure: Callable[[UpstreamError, int], None] | None = None,
-) -> tuple[UpstreamConnection, int]:
-    """Open a connection, retrying what is retryable; returns it and the attempts it took.
+    @property
+    def deadline(self) -> float | None:
+        """When the current outage must end (monotonic seconds), if there is one."""
+        if self.outage_since is None:
+            return None
+        return self.outage_since + self.policy.max_elapsed_s
 
-    ``attempts_used`` counts attempts already spent in the same outage (connections that
-    failed before they answered anything), so a flapping upstream cannot reset the budget.
-    Raises the error itself when it is not retryable, RetriesExhaustedError when the budget
-    runs out.
-    """
-    remaining = max(policy.max_attempts - attempts_used, 1)
+    def attempt(self) -> None:
+        """A connection is being tried."""
+        self.attempts += 1
+        self.attempts_this_reconnect += 1
 
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, UpstreamError):
-            logger.info(
-                "upstream connect attempt %d failed (%s); retrying in %.2f s",
-                attempts_used + state.attempt_number,
-                classify(exc).reason,
-                state.upcoming_sleep,
-            )
-            if on_failure is not None:
-                on_failure(exc, attempts_used + state.attempt_number)
+    def progress(self) -> None:
+        """A final result moved the committed cursor: the upstream works again."""
+        self.attempts = 0
+        self.outage_since = None
 
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(remaining) | stop_after_delay(policy.max_elapsed_s),
-        wait=wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s),
-        retry=retry_if_exception(_retryable),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    attempt_number = 0
-    try:
-        async for attempt in retrying:
-            attempt_number = attempt.retry_state.attempt_number
-            with attempt:
-                connection = await open_upstream(target)
-    except UpstreamError as exc:
-        if on_failure is not None:
-            on_failure(exc, attempts_used + attempt_number)
-        if _retryable(exc):
-            raise RetriesExhaustedError(exc, attempts_used + attempt_number) from exc
-        raise
-    return connection, attempt_number
+    def failed(self, now: float, since: float | None = None) -> float | None:
+        """A connection failed (``since``: the oldest frame it left unanswered, if any).
+
+        Returns the backoff to wait before the next attempt, or None when the budget is spent:
+        no attempt left, or the next one could not start before the outage's deadline.
+        """
+        if self.outage_since is None:
+            self.outage_since = now if since is None else min(since, now)
+        if self.attempts >= self.policy.max_attempts:
+            return None
+        delay = self.backoff()
+        deadline = self.outage_since + self.policy.max_elapsed_s
+        if now + delay >= deadline:
+            return None
+        return delay
+
+    def backoff(self) -> float:
+        """Full jitter over a capped exponential of the attempts made in this outage."""
+        policy = self.policy
+        exponent = min(max(self.attempts - 1, 0), 60)
+        ceiling = min(policy.max_backoff_s, policy.initial_backoff_s * 2.0**exponent)
+        return max(self._rng(), 0.0) * ceiling

@@ -70,6 +70,18 @@ class Plan:
     close_stream_delay_s: float = 0.0
     # Close 1011 NET-0001 after this long without any frame.
     idle_timeout_s: float | None = None
+    # Faults tied to the audio rather than to the connection, so that every connection (each
+    # replaying from the cursor) fails at the same point of the stream: on receiving the
+    # counter block numbered ``fail_at_block``, close with ``close_code``, or send one text frame
+    # of ``huge_frame_bytes`` (over the gateway's 16 MiB frame limit) instead when set.
+    fail_at_block: int | None = None
+    huge_frame_bytes: int | None = None
+    # Fields merged into every Results message (e.g. {"duration": "inf"}): hostile values.
+    result_overrides: dict[str, Any] = field(default_factory=dict)
+    # After CloseStream, keep the connection open and send this text every interval, forever,
+    # never closing (an upstream whose flush never ends). None: flush and close normally.
+    endless_flush_message: str | None = None
+    endless_flush_interval_s: float = 0.05
 
 
 @dataclass
@@ -121,6 +133,9 @@ class DeepgramStandIn:
             process_request=self._process_request,
             process_response=self._process_response,
             compression=None,
+            # Never stop reading: a fault that closes while frames are still queued must not
+            # wait for the closing handshake behind them (reading paused, 10 s close timeout).
+            max_queue=None,
             # Its own logger, so tests that inspect the gateway's logs can tell them apart.
             logger=logging.getLogger("tests.standin"),
         )
@@ -186,6 +201,7 @@ class _Conversation:
         self.block = 0  # blocks transcribed on this connection
         self.unreported: list[tuple[int, int]] = []  # (block index on this connection, value)
         self.audio_frames = 0
+        self.fault_offset = 0
         self.received_seconds = 0.0
 
     async def run(self) -> None:
@@ -201,7 +217,7 @@ class _Conversation:
             self.record.frames.append(frame)
             if isinstance(frame, bytes):
                 self.audio_frames += 1
-                if await self._fault():
+                if await self._fault() or await self._block_fault(frame):
                     return
                 self.received_seconds += len(frame) / (SAMPLE_RATE * 2)
                 if self.plan.transcribe:
@@ -212,6 +228,10 @@ class _Conversation:
             if kind == "Finalize":
                 await self._transcribe(finalize=True)
             elif kind == "CloseStream":
+                if self.plan.endless_flush_message is not None:
+                    while True:
+                        await self.ws.send(self.plan.endless_flush_message)
+                        await asyncio.sleep(self.plan.endless_flush_interval_s)
                 await asyncio.sleep(self.plan.close_stream_delay_s)
                 await self._transcribe(finalize=True, from_finalize=False)
                 for message in self.plan.on_close_stream:
@@ -233,6 +253,24 @@ class _Conversation:
             await self.ws.wait_closed()
             return True
         return False
+
+    async def _block_fault(self, frame: bytes) -> bool:
+        """The audio-tied faults: fail when a frame carries block ``fail_at_block``."""
+        plan = self.plan
+        if plan.fail_at_block is None:
+            return False
+        # Block boundaries of this connection's audio (which starts on one: replays are aligned).
+        first = -self.fault_offset % BLOCK_BYTES
+        self.fault_offset += len(frame)
+        blocks = {struct.unpack_from("<h", frame, i)[0] for i in range(first, len(frame) - 1, BLOCK_BYTES)}
+        if plan.fail_at_block not in blocks:
+            return False
+        if plan.huge_frame_bytes is not None:
+            await self.ws.send("x" * plan.huge_frame_bytes)
+            await self.ws.wait_closed()
+        else:
+            await self.ws.close(plan.close_code, plan.close_reason)
+        return True
 
     async def _transcribe(self, *, finalize: bool, from_finalize: bool = True) -> None:
         while len(self.pending) >= BLOCK_BYTES:
@@ -258,31 +296,31 @@ class _Conversation:
         ]
         start = self.unreported[0][0] * BLOCK_SECONDS
         self.unreported = []
-        return json.dumps(
-            {
-                "type": "Results",
-                "channel_index": [0, 1],
-                "duration": round(words[-1]["end"] - start, 6),  # type: ignore[operator]
-                "start": round(start, 6),
-                "is_final": True,
-                "speech_final": True,
-                "from_finalize": from_finalize,
-                "channel": {
-                    "alternatives": [
-                        {
-                            "transcript": " ".join(str(w["punctuated_word"]) for w in words),
-                            "confidence": 0.99,
-                            "words": words,
-                        }
-                    ]
-                },
-                "metadata": {
-                    "request_id": self.record.request_id,
-                    "model_info": {"name": "standin", "version": "1", "arch": "counter"},
-                    "model_uuid": "00000000-0000-0000-0000-000000000000",
-                },
-            }
-        )
+        message: dict[str, Any] = {
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": round(words[-1]["end"] - start, 6),  # type: ignore[operator]
+            "start": round(start, 6),
+            "is_final": True,
+            "speech_final": True,
+            "from_finalize": from_finalize,
+            "channel": {
+                "alternatives": [
+                    {
+                        "transcript": " ".join(str(w["punctuated_word"]) for w in words),
+                        "confidence": 0.99,
+                        "words": words,
+                    }
+                ]
+            },
+            "metadata": {
+                "request_id": self.record.request_id,
+                "model_info": {"name": "standin", "version": "1", "arch": "counter"},
+                "model_uuid": "00000000-0000-0000-0000-000000000000",
+            },
+        }
+        message.update(self.plan.result_overrides)
+        return json.dumps(message)
 
     def _metadata(self) -> str:
         return json.dumps(

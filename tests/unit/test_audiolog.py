@@ -1,51 +1,144 @@
-"""The replay log: ordered entries, trimmed at the committed byte position."""
+"""The replay log: ordered entries, the send cursor, trims at the committed byte position, and
+memory that its own accounting bounds."""
 
 from __future__ import annotations
 
-from gateway.audiolog import AudioLog
+import tracemalloc
+
+from gateway.audiolog import ENTRY_COST, MAX_CONTROLS_PER_GAP, SMALL_CHUNK_BYTES, AudioLog
+
+FINALIZE = '{"type":"Finalize"}'
+A, B, C = b"a" * 2000, b"b" * 2000, b"c" * 2000
 
 
 def make() -> AudioLog:
     log = AudioLog()
-    log.append_audio(b"aaaa")
-    log.append_control('{"type":"Finalize"}')
-    log.append_audio(b"bbbb")
-    log.append_audio(b"cccc")
+    log.append_audio(A)
+    log.append_control(FINALIZE)
+    log.append_audio(B)
+    log.append_audio(C)
     return log
 
 
-def test_positions_and_numbers() -> None:
+def take_all(log: AudioLog) -> list[bytes | str]:
+    out = []
+    while (payload := log.take()) is not None:
+        out.append(payload)
+    return out
+
+
+def test_take_walks_the_entries_in_order() -> None:
     log = make()
-    assert (log.start_seq, log.end_seq, log.received_bytes, log.held_bytes) == (0, 4, 12, 12)
-    assert log.get(1).payload == '{"type":"Finalize"}'
-    assert log.get(1).position == 4
-    assert log.get(3).position == 8
+    assert (log.entries, log.received_bytes, log.held_bytes) == (4, 6000, 6000)
+    assert take_all(log) == [A, FINALIZE, B, C]
+    assert log.take() is None
+    assert not log.unsent
+
+
+def test_rewind_resends_everything_held() -> None:
+    log = make()
+    take_all(log)
+    assert log.rewind() == 6000
+    assert take_all(log) == [A, FINALIZE, B, C]
 
 
 def test_trim_cuts_a_straddling_chunk() -> None:
     log = make()
-    log.trim(6, before_seq=4)
-    assert log.start_seq == 2
-    assert log.get(2).payload == b"bb"
-    assert log.get(2).position == 6
-    assert log.held_bytes == 6
+    take_all(log)
+    log.trim(3000)
+    assert log.held_bytes == 3000
+    log.rewind()
+    assert take_all(log) == [B[1000:], C]
 
 
 def test_trim_keeps_entries_not_yet_sent() -> None:
     log = make()
-    log.trim(12, before_seq=2)
-    assert log.start_seq == 2
-    assert log.held_bytes == 8
+    log.take()
+    log.take()
+    log.trim(6000)
+    assert log.held_bytes == 4000
+    assert take_all(log) == [B, C]
 
 
-def test_trim_at_a_control_keeps_the_control() -> None:
+def test_trim_at_a_control_drops_it_once_sent() -> None:
+    """A Finalize at the replay position finalised audio before it: a new connection starting
+    there has nothing for it to finalise."""
     log = make()
-    log.trim(4, before_seq=4)
-    assert log.start_seq == 1
-    assert log.get(1).payload == '{"type":"Finalize"}'
+    take_all(log)
+    log.trim(2000)
+    log.rewind()
+    assert take_all(log) == [B, C]
 
 
 def test_trim_everything() -> None:
     log = make()
-    log.trim(12, before_seq=4)
-    assert (log.start_seq, log.end_seq, log.held_bytes, log.start_position) == (4, 4, 0, 12)
+    take_all(log)
+    log.trim(6000)
+    assert (log.entries, log.held_bytes, log.start_position, log.memory) == (0, 0, 6000, 0)
+
+
+def test_small_unsent_chunks_grow_the_tail_in_place() -> None:
+    log = AudioLog()
+    for _ in range(1000):
+        log.append_audio(b"xy")
+    assert log.entries == 1
+    assert log.take() == b"xy" * 1000
+    # Once sent, the tail is frozen: new audio starts a new entry.
+    log.append_audio(b"z")
+    assert log.entries == 2
+
+
+def test_big_chunks_are_kept_as_they_came() -> None:
+    log = AudioLog()
+    log.append_audio(b"a" * SMALL_CHUNK_BYTES)
+    log.append_audio(b"b" * SMALL_CHUNK_BYTES)
+    assert log.entries == 2
+
+
+def test_small_sent_chunks_are_joined_when_numerous() -> None:
+    """2-byte messages sent one by one: the sent ones are joined, so the bookkeeping stays a
+    small share of the memory held."""
+    log = AudioLog()
+    for i in range(10_000):
+        log.append_audio(bytes([i % 256, 0]))
+        assert log.take() is not None
+    assert log.entries < 300
+    assert log.memory < 20_000 + 300 * ENTRY_COST
+    log.rewind()
+    assert b"".join(p for p in take_all(log) if isinstance(p, bytes)) == b"".join(
+        bytes([i % 256, 0]) for i in range(10_000)
+    )
+
+
+def test_repeated_controls_with_no_audio_between_collapse() -> None:
+    log = AudioLog()
+    assert log.append_control(FINALIZE)
+    assert not log.append_control(FINALIZE)
+    assert log.append_control('{"type":"Finalize","channel":1}')
+    log.append_audio(b"a")
+    assert log.append_control(FINALIZE)
+    assert log.entries == 4
+
+
+def test_distinct_controls_between_two_audio_chunks_are_bounded() -> None:
+    log = AudioLog()
+    kept = sum(log.append_control(f'{{"type":"Finalize","channel":{n}}}') for n in range(1000))
+    assert kept == MAX_CONTROLS_PER_GAP
+
+
+def test_memory_accounting_covers_what_python_really_allocates() -> None:
+    """tracemalloc's count of what 20,000 small entries (audio and controls, none coalesced)
+    cost stays within the log's own accounting."""
+    tracemalloc.start()
+    try:
+        log = AudioLog()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            log.append_audio(bytes([i % 256]) * 3)
+            log.take()
+            log.append_control(FINALIZE if i % 2 else '{"type":"Finalize","channel":0}')
+            log.take()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert used <= log.memory, (used, log.memory)

@@ -119,3 +119,23 @@ def test_rebased_times_carry_no_float_noise() -> None:
     assert out is not None
     assert out.start_seconds == 0.3
     assert out.alternatives[0].words[0].end_seconds == 0.4
+
+
+def test_times_beyond_the_horizon_are_clamped_and_nan_is_zero() -> None:
+    """No upstream time leaves the timeline unbounded: the cursor stays within the horizon."""
+    timeline = Timeline(channels=1)
+    timeline.horizon = 2.0
+    out = timeline.result(result(0.5, float("inf"), [("a", 0.5, float("nan"))]))
+    assert out is not None
+    assert timeline.committed_seconds == 2.0
+    assert (out.start_seconds, out.duration_seconds) == (0.5, 1.5)
+    # A later result past the clamp still gets through once the horizon moves on.
+    timeline.horizon = 4.0
+    later = timeline.result(result(2.5, 3.0, [("b", 2.5, 3.0)]))
+    assert later is not None and later.alternatives[0].transcript == "b"
+
+
+def test_a_result_on_a_channel_far_beyond_any_stream_is_dropped() -> None:
+    timeline = Timeline(channels=1)
+    assert timeline.result(result(0.0, 1.0, [("a", 0.1, 0.5)], channel=100_000_000)) is None
+    assert timeline.committed_seconds == 0.0
