@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 class RetryPolicy:
     """Bounds of one (re)connect: attempts (the first included) and total time."""
 
-    max_attempts: int = 6
-    max_elapsed_s: float = 30.0
-    initial_backoff_s: float = 0.2
-    max_backoff_s: float = 5.0
+    max_attempts: int
+    max_elapsed_s: float
+    initial_backoff_s: float
+    max_backoff_s: float
 
 
 def _retryable(exc: BaseException) -> bool:

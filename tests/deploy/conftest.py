@@ -7,7 +7,7 @@
   from ``deploy/nginx/nginx.conf`` (only listen address, upstream servers, pid/log/temp paths and
   process mode changed), on a free loopback port.
 - `nginx_bin`, `grpcurl_bin`, `health_probe_bin`: the tools ``tools/install-ops-tools.sh`` puts
-  in ``.tools/bin``. A missing tool fails the test on CI (``CI=true``) and skips it elsewhere,
+  in ``.tools/bin``. A missing tool fails the test under ``make test`` and CI and skips it elsewhere,
   naming the install command.
 """
 
@@ -42,12 +42,15 @@ GATEWAY_START_S = 30.0
 NGINX_START_S = 10.0
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+def _tools_required() -> bool:
+    """`make test` installs the ops tools first and sets TESTS_REQUIRE_OPS_TOOLS; so does CI."""
+    return any(
+        os.environ.get(var, "").lower() in {"1", "true", "yes"} for var in ("CI", "TESTS_REQUIRE_OPS_TOOLS")
+    )
 
 
 def ops_tool(name: str) -> str:
-    """The path of an ops tool; fails on CI and skips elsewhere when it is not installed."""
+    """The path of an ops tool; fails under `make test` and CI, skips elsewhere, when it is missing."""
     candidates = [TOOLS_BIN / name]
     found = shutil.which(name)
     if found:
@@ -57,8 +60,8 @@ def ops_tool(name: str) -> str:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     reason = f"{name} is not installed ({INSTALL_HINT})"
-    if _on_ci():
-        pytest.fail(f"{reason}; CI must install it before the tests")
+    if _tools_required():
+        pytest.fail(f"{reason}; make test installs it before the tests (tools/install-ops-tools.sh)")
     pytest.skip(reason)
 
 
