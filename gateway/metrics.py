@@ -18,8 +18,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
+
+from gateway import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +37,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        # prometheus_client's own process_* (CPU, memory, file descriptors) and python_info.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        Info("gateway_build", "The gateway's version.", registry=registry).info({"version": __version__})
         self.active_sessions = Gauge(
             "gateway_active_sessions", "Open StreamTranscribe streams.", registry=registry
         )
