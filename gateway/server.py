@@ -131,12 +131,11 @@ class GatewayServer:
         if settings.metrics_listen is not None:
             host, _, port = settings.metrics_listen.rpartition(":")
             try:
-                metrics_server = await serve_metrics(self.metrics, host, int(port))
+                metrics_server = await serve_metrics(self.metrics.registry, host, int(port))
             except OSError as exc:
                 raise StartupError(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from exc
-            self.metrics_port = metrics_server.sockets[0].getsockname()[1]
-            self._stack.push_async_callback(metrics_server.wait_closed)
-            self._stack.callback(metrics_server.close)
+            self.metrics_port = metrics_server.port
+            self._stack.push_async_callback(metrics_server.close)
         security = "TLS" if credentials else "plaintext"
         if settings.tls_client_ca_file:
             security = "mutual TLS"
