@@ -8,23 +8,18 @@ accuracy tests, which ask for the ``corpus`` fixture and skip with one line with
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.paths import CORPUS, DATA, FIXTURES, ROOT
 from tests.support.standin import DeepgramStandIn
+from tests.support.timing import TIMING
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-# Results messages in the shape Deepgram's live API sends them (tests/data/deepgram/README.md).
-FIXTURES = DATA / "deepgram"
-# Real speech with reference transcripts: optional, only on machines that have ../shared.
-CORPUS = ROOT.parent / "shared" / "corpus"
-
-# One knob for slow machines: every timeout in the tests is multiplied by it.
-TIMING = float(os.environ.get("TEST_TIMING_SCALE", "1"))
+# Test modules should import these from tests.support.paths / tests.support.timing; the names
+# stay here for the modules that still import them from this file.
+__all__ = ["CORPUS", "DATA", "FIXTURES", "ROOT", "TIMING"]
 
 
 @pytest.fixture(scope="session")

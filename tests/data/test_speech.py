@@ -6,8 +6,8 @@ import wave
 
 import pytest
 
-from tests.engine.conftest import running_engine, stream, wer
 from tests.support import speech
+from tests.support.engine_client import running_engine, stream, wer
 
 
 @pytest.mark.parametrize("clip", [*speech.CLIPS.values(), speech.HELLO], ids=lambda c: c.name)

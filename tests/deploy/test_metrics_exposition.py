@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__
 from gateway.metrics import MULTIPROC_ENV, Metrics, MetricsServer, multiprocess_registry, worker_exited
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def test_process_metrics_and_build_info_are_exported() -> None:

@@ -6,7 +6,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.server import REFLECTION_V1
-from tests.integration.conftest import running_gateway
+from tests.support.grpc_gateway import running_gateway
 from tests.support.standin import DeepgramStandIn
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from gateway import cli
 from gateway.config import SECRET_FIELDS, Settings, env_name, flag_name
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 # One bad value per setting. A setting missing here fails test_every_setting_has_a_bad_value.
 BAD: dict[str, str | None] = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway import cli
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 DOCS = (ROOT / "README.md", ROOT / "deploy" / "README.md")
 
