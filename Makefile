@@ -3,7 +3,7 @@ PY      ?= .venv/bin/python
 UV      ?= .venv/bin/uv
 BUF     ?= tools/node_modules/.bin/buf
 
-.PHONY: setup tools lock generate proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
+.PHONY: setup tools test-tools ops-tools lock generate proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
 
 ## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
 setup: .venv/.installed
@@ -22,7 +22,12 @@ tools/node_modules/.installed: tools/package.json
 	cd tools && npm install --no-audit --no-fund --silent
 	touch $@
 
-## ops-tools: nginx, grpcurl and grpc_health_probe for the deployment tests, into .tools/.
+## test-tools: everything the tests need that pip and npm do not bring: every tools/install-*.sh
+## (nginx, grpcurl and grpc_health_probe into .tools/; others as they are added). Each script is
+## idempotent and quick when its tools are already there.
+test-tools:
+	for script in tools/install-*.sh; do bash "$$script" || exit 1; done
+
 ops-tools:
 	bash tools/install-ops-tools.sh
 
@@ -31,24 +36,36 @@ lock:
 	$(UV) pip compile pyproject.toml --extra engine --extra dev --extra bench --generate-hashes \
 	    --python-version 3.11 --no-emit-package transcribe-contract -o requirements.lock
 
-## generate: regenerate the one Python contract package (contract/) from the proto.
+## generate: regenerate every language's code from the proto: the Python contract package
+## (contract/) and each client's clients/*/generate.sh.
 generate: setup tools
 	$(BUF) lint
 	$(PY) tools/check_generated.py --write
+	for g in clients/*/generate.sh; do bash "$$g" || exit 1; done
 
-## proto-check: buf lint, and fail when the committed generated code differs from what the proto gives.
+# buf breaking compares with the main branch: the local one when there is one (a clone of main),
+# else the clone's origin/main (a clone of another branch has main only as a remote branch).
+BREAKING_AGAINST ?= $(shell git rev-parse -q --verify refs/heads/main >/dev/null && echo .git\#branch=main || echo .git\#ref=origin/main)
+
+## proto-check: the one contract check: buf lint, buf breaking against main, and regenerate-and-diff
+## (Python in a temporary folder; each client's generator in place, failing if it changed a file).
 proto-check: setup tools
 	$(BUF) lint
+	$(BUF) breaking --against '$(BREAKING_AGAINST)'
 	$(PY) tools/check_generated.py
+	bash tools/check-clients-generated.sh
 
+## lint: ruff, ruff format and mypy --strict (build output and installed packages are excluded in
+## pyproject.toml, so `pip install -e clients/python` or a client build leaves it passing).
 lint: setup
 	$(PY) -m ruff check gateway transcribe_engine tests bench tools clients/python deploy
 	$(PY) -m ruff format --check gateway transcribe_engine tests bench tools clients/python deploy
 	$(PY) -m mypy gateway transcribe_engine tests bench clients/python/transcribe_client deploy
 
-## test: everything CI runs (lint, generated-code check, the whole test suite).
-test: setup proto-check lint
-	$(PY) -m pytest
+## test: everything CI runs, with its own set-up (the venv, buf, the ops tools): the contract
+## check, lint and the whole test suite. Only what the machine cannot have is skipped, with why.
+test: setup tools test-tools proto-check lint
+	TESTS_REQUIRE_OPS_TOOLS=1 $(PY) -m pytest
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
@@ -57,19 +74,29 @@ test-fast: setup
 demo: setup
 	$(PY) -m gateway --log-level WARNING demo
 
-bench-engine: setup
-	$(PY) -m bench.engine
+# Benchmarks write their report to OUT, by default under .bench/ (untracked), so that a run does
+# not rewrite the committed reports in docs/; `make bench-engine OUT=docs/engine-bench.md` does.
+# The report flag is --write where the module has it, else its older --output.
+report_flag = $$($(PY) -m $(1) --help | grep -q -e '--write' && echo --write || echo --output)
 
+## bench: the relay benchmark (docs/benchmarks.md is the committed report).
+bench: OUT ?= .bench/benchmarks.md
 bench: setup
-	$(PY) -m bench.relay --gateway-args "--workers 2"
+	$(PY) -m bench.relay --gateway-args "--workers 2" $(call report_flag,bench.relay) "$(OUT)"
 
-## bench-faults: the resilience benchmark (docs/resilience.md).
+## bench-engine: the embedded engine's benchmark (docs/engine-bench.md is the committed report).
+bench-engine: OUT ?= .bench/engine-bench.md
+bench-engine: setup
+	$(PY) -m bench.engine $(call report_flag,bench.engine) "$(OUT)"
+
+## bench-faults: the resilience benchmark (docs/resilience.md is the committed report).
+bench-faults: OUT ?= .bench/resilience.md
 bench-faults: setup
-	$(PY) -m bench.faults
+	$(PY) -m bench.faults $(call report_flag,bench.faults) "$(OUT)"
 
-## clients: regenerate every client's stubs from the proto (each client folder has generate.sh).
+## clients: regenerate every client's stubs from the proto (part of make generate).
 clients:
 	for g in clients/*/generate.sh; do bash "$$g" || exit 1; done
 
 clean:
-	rm -rf .venv tools/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv tools/node_modules .mypy_cache .pytest_cache .ruff_cache .bench

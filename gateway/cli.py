@@ -1,8 +1,10 @@
 """Command line: ``gateway serve``, ``gateway engine serve``, ``gateway demo``.
 
-Every setting of :class:`gateway.config.Settings` is a flag (``--upstream-url``) and an
-environment variable (``GATEWAY_UPSTREAM_URL``); a flag wins. The Deepgram key is read from the
-environment only (``DEEPGRAM_API_KEY``), so it never shows in a process list.
+Every setting of :class:`gateway.config.Settings` is a flag of ``serve`` (``--upstream-url``) and
+an environment variable (``GATEWAY_UPSTREAM_URL``); a flag wins. Secrets (``DEEPGRAM_API_KEY``,
+``GATEWAY_AUTH_TOKENS``) are read from the environment only, so they never show in a process
+list. ``--log-level`` and ``--log-format`` are accepted before the command too (``gateway
+--log-format json serve``), for every command; after ``serve`` they win over that.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import types
 import typing
 from collections.abc import Coroutine
 from pathlib import Path
@@ -24,18 +25,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway import __version__, logs
-from gateway.config import Settings
+from gateway.config import SECRET_FIELDS, Settings, accepted, describe_errors, env_name, flag_name, where
 from gateway.errors import GatewayError
 from gateway.server import GatewayServer
 
-# Secrets come from the environment only, never from argv (visible in process lists).
-_SECRET_FIELDS = frozenset({"deepgram_api_key", "auth_tokens"})
+# Flags of every command, given before it; `serve` has its own copies, which win.
+_GLOBAL_FIELDS = ("log_level", "log_format")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    logs.configure(args.log_level, args.log_format)
+    if args.run is _run_serve:
+        args.settings = _settings(args)
+        level, fmt = args.settings.log_level, args.settings.log_format
+    else:
+        level, fmt = _global_logging(args)
+    logs.configure(level, fmt)
     try:
         args.run(args)
     except KeyboardInterrupt:
@@ -45,33 +51,28 @@ def main(argv: list[str] | None = None) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="gRPC gateway for live speech-to-text.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level [env GATEWAY_LOG_LEVEL; default INFO]",
-    )
-    parser.add_argument(
-        "--log-format",
-        default=os.environ.get("GATEWAY_LOG_FORMAT", "text"),
-        choices=["text", "json"],
-        help="text for people, or one JSON object per line [env GATEWAY_LOG_FORMAT; default text]",
-    )
+    for name in _GLOBAL_FIELDS:
+        parser.add_argument(
+            flag_name(name),
+            dest="global_" + name,
+            default=None,
+            metavar=name.upper(),
+            help=_help(name),
+        )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    secrets = "\n".join(
+        f"  {env_name(name):<22}{Settings.model_fields[name].description}" for name in sorted(SECRET_FIELDS)
+    )
     serve = commands.add_parser(
         "serve",
         help="serve StreamTranscribe",
         description="Serve StreamTranscribe. Relays to Deepgram when DEEPGRAM_API_KEY is set, to "
         "--upstream-url when given, and otherwise to the embedded offline engine.",
+        epilog=f"secrets, from the environment only (never on a command line):\n{secrets}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_settings_flags(serve)
-    serve.add_argument(
-        "--event-loop",
-        choices=["uvloop", "asyncio"],
-        default=os.environ.get("GATEWAY_EVENT_LOOP", "uvloop" if _has_uvloop() else "asyncio"),
-        help="the asyncio event loop implementation [env GATEWAY_EVENT_LOOP; default uvloop when installed]",
-    )
     serve.set_defaults(run=_run_serve)
 
     demo = commands.add_parser(
@@ -107,28 +108,23 @@ def _has_uvloop() -> bool:
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    for name, field in Settings.model_fields.items():
-        if name in _SECRET_FIELDS:
+    # Flags take strings and Settings validates them, so a bad flag and a bad variable get the
+    # same one-line error (naming both), not argparse's for one and pydantic's for the other.
+    for name in Settings.model_fields:
+        if name in SECRET_FIELDS:
             continue
-        kind, choices = _flag_type(field.annotation)
-        env = f"GATEWAY_{name.upper()}"
         parser.add_argument(
-            "--" + name.replace("_", "-"),
+            flag_name(name),
             dest=name,
-            type=kind,
-            choices=choices,
             default=None,
-            help=f"{field.description} [env {env}; default {field.default}]",
+            metavar=name.upper(),
+            help=_help(name),
         )
 
 
-def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = args[0]
-    if typing.get_origin(annotation) is typing.Literal:
-        return str, list(typing.get_args(annotation))
-    return (annotation if annotation in (int, float, Path) else str), None
+def _help(name: str) -> str:
+    field = Settings.model_fields[name]
+    return f"{field.description} Accepted: {accepted(field)} [env {env_name(name)}; default {field.default}]"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -137,23 +133,44 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name, value in vars(args).items()
         if name in Settings.model_fields and value is not None
     }
+    for name in _GLOBAL_FIELDS:
+        if name not in given and getattr(args, "global_" + name, None) is not None:
+            given[name] = getattr(args, "global_" + name)
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        _fail(f"invalid settings: {problems}")
-        raise AssertionError from exc  # unreachable
+        _fail(f"invalid settings: {describe_errors(exc)}")
+    if settings.event_loop == "uvloop" and not _has_uvloop():
+        _fail(f"invalid settings: {where('event_loop')}: uvloop is not installed; expected auto or asyncio")
+    return settings
+
+
+def _global_logging(args: argparse.Namespace) -> tuple[str, str]:
+    """Log level and format for commands other than serve: the flag before the command, else the
+    environment, checked by the same rules as serve's."""
+    values: dict[str, str] = {}
+    for name in _GLOBAL_FIELDS:
+        given = getattr(args, "global_" + name)
+        values[name] = given if given is not None else os.environ.get(env_name(name), "")
+    try:
+        checked = _LoggingOnly.model_validate({k: v for k, v in values.items() if v})
+    except ValidationError as exc:
+        _fail(f"invalid settings: {describe_errors(exc)}")
+    return checked.log_level, checked.log_format
+
+
+class _LoggingOnly(Settings):
+    """Settings for commands that only log: every other variable is not theirs to check."""
+
+    model_config = Settings.model_config | {"env_prefix": "GATEWAY_UNUSED_"}
 
 
 def _run_serve(args: argparse.Namespace) -> None:
-    settings = _settings(args)
+    settings: Settings = args.settings
     if settings.workers > 1:
         from gateway.workers import supervise
 
-        flags = ["--log-level", args.log_level, "--log-format", args.log_format]
+        flags = ["--log-level", settings.log_level, "--log-format", settings.log_format]
         try:
             asyncio.run(supervise(settings, flags))
         except GatewayError as exc:
@@ -166,13 +183,13 @@ def _run_serve(args: argparse.Namespace) -> None:
             await _until_signalled(server)
 
     try:
-        _run(serve(), args.event_loop)
+        _run(serve(), settings.event_loop)
     except GatewayError as exc:
         _fail(str(exc))
 
 
 def _run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
-    if event_loop == "uvloop":
+    if event_loop == "uvloop" or (event_loop == "auto" and _has_uvloop()):
         import uvloop
 
         uvloop.run(main)

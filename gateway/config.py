@@ -2,19 +2,29 @@
 
 pydantic-settings reads the environment (``GATEWAY_*``, plus ``DEEPGRAM_API_KEY``); the CLI
 passes the flags a user gave explicitly, which win. The Deepgram key is a ``SecretStr``, so it
-never shows in a repr, a log line or an error.
+never shows in a repr, a log line or an error. This model is the one source of defaults: the
+session, retry and upstream options are built from it (``gateway.server.session_options``).
+
+A bad value is reported by :func:`describe_errors` as one line per problem naming the flag, the
+environment variable and what is accepted, never a pydantic field name.
 """
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.protocol.deepgram import DEEPGRAM_URL
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -33,7 +43,8 @@ class Settings(BaseSettings):
     upstream_url: str | None = Field(
         default=None,
         description=f"Websocket URL of /v1/listen: {DEEPGRAM_URL} (the default with a key), a "
-        "regional host, or a self-hosted ws:// URL.",
+        "regional host, or a self-hosted ws:// URL. A URL without a path, or a bare host "
+        "(wss:// assumed), means that host's /v1/listen.",
     )
     # --- listener
     listen: str = Field(
@@ -130,6 +141,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Most seconds of raw audio a client may send ahead of real time (unset: no limit).",
     )
+    # --- process
+    log_level: LogLevel = Field(default="INFO", description="Log level (any case).")
+    log_format: LogFormat = Field(
+        default="text", description="text for people, or json: one JSON object per line."
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto", description="The asyncio event loop; auto is uvloop when installed."
+    )
     # --- embedded engine, used when no upstream is configured
     engine_recognizer: Literal["whisper", "pocketsphinx"] = Field(
         default="whisper", description="Recogniser of the embedded engine."
@@ -137,6 +156,11 @@ class Settings(BaseSettings):
     engine_model_dir: Path | None = Field(
         default=None, description="A CTranslate2 Whisper model directory for the embedded engine."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("listen", "metrics_listen")
     @classmethod
@@ -153,6 +177,8 @@ class Settings(BaseSettings):
     def _check_upstream_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if "://" not in value:  # a bare host (api.eu.deepgram.com) means its secure live endpoint
+            value = "wss://" + value
         parts = urlsplit(value)
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
         if scheme not in ("ws", "wss") or not parts.hostname:
@@ -161,20 +187,39 @@ class Settings(BaseSettings):
         path = parts.path if parts.path not in ("", "/") else "/v1/listen"
         return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
+    @field_validator("ready_file")
+    @classmethod
+    def _check_ready_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.parent.is_dir():
+            raise ValueError(f"expected a file in an existing folder, got {str(value)!r}")
+        return value
+
+    @field_validator("engine_model_dir")
+    @classmethod
+    def _check_model_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"expected a model folder, {str(value)!r} is not a folder")
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if self.retry_max_backoff_s < self.retry_initial_backoff_s:
-            raise ValueError("retry_max_backoff_s must be at least retry_initial_backoff_s")
+            raise ValueError(
+                f"{where('retry_max_backoff_s')} must be at least {where('retry_initial_backoff_s')}"
+            )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file go together")
+            raise ValueError(f"{where('tls_cert_file')} and {where('tls_key_file')} go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+            raise ValueError(f"{where('tls_client_ca_file')} needs --tls-cert-file and --tls-key-file")
         for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_tokens_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
-                raise ValueError(f"{name}: {path} is not a readable file")
+                raise ValueError(f"{where(name)}: {str(path)!r} is not a readable file")
         if (self.auth_tokens_file or self.auth_tokens) and not self.client_tokens:
-            raise ValueError("client authentication is configured but no token was given")
+            raise ValueError(
+                f"{where('auth_tokens')} / {where('auth_tokens_file')}: "
+                "client authentication is configured but no token was given"
+            )
         return self
 
     @property
@@ -196,3 +241,66 @@ class Settings(BaseSettings):
     @property
     def api_key(self) -> str | None:
         return self.deepgram_api_key.get_secret_value() if self.deepgram_api_key else None
+
+
+# Secrets come from the environment only, never from argv (visible in process lists).
+SECRET_FIELDS = frozenset({"deepgram_api_key", "auth_tokens"})
+
+
+def env_name(name: str) -> str:
+    return "DEEPGRAM_API_KEY" if name == "deepgram_api_key" else f"GATEWAY_{name.upper()}"
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def where(name: str) -> str:
+    """How a person sets ``name``: its flag and its environment variable (secrets: the variable)."""
+    return env_name(name) if name in SECRET_FIELDS else f"{flag_name(name)} / {env_name(name)}"
+
+
+def accepted(field: FieldInfo) -> str:
+    """What a field takes, in words: its choices, or its type with its bounds."""
+    annotation = field.annotation
+    optional = type(None) in typing.get_args(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if optional and args:
+        annotation = args[0]
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    kind = {int: "an integer", float: "a number", Path: "a path", str: "text", SecretStr: "text"}.get(
+        annotation,  # type: ignore[arg-type]
+        "a value",
+    )
+    symbols = {Ge: ">=", Gt: ">", Le: "<=", Lt: "<"}
+    bounds = [
+        f"{symbol} {getattr(rule, attr)}"
+        for rule in field.metadata
+        for cls, symbol in symbols.items()
+        if isinstance(rule, cls)
+        for attr in ("ge", "gt", "le", "lt")
+        if hasattr(rule, attr)
+    ]
+    return kind + (" " + " and ".join(bounds) if bounds else "")
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line for a failed Settings: each problem with the flag, the variable and what is accepted."""
+    aliases = {env_name(name).lower(): name for name in Settings.model_fields}
+    problems: list[str] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        name = aliases.get(loc[0].lower(), loc[0]) if loc else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = Settings.model_fields.get(name)
+        if field is None:  # a check across settings: its message already names the flags
+            problems.append(message)
+            continue
+        value: Any = error.get("input")
+        shown = "(hidden)" if name in SECRET_FIELDS else repr(value)
+        if error["type"] == "value_error":
+            problems.append(f"{where(name)}: {message}")
+        else:
+            problems.append(f"{where(name)}: {shown} is not accepted; expected {accepted(field)}")
+    return "; ".join(problems)

@@ -1,30 +1,55 @@
 """Prometheus metrics, in a registry of the server's own (no global state), served over HTTP
-on a port of their own.
+on a port of their own by prometheus_client's exposition app.
 
 Names follow Prometheus conventions (``gateway_*``, base units, counters end in ``_total``);
 the per-RPC counters use the names of go-grpc-prometheus, the de facto standard gRPC server
-metrics, so existing dashboards work.
+metrics, so existing dashboards work. prometheus_client adds ``process_*`` and ``python_info``;
+``gateway_build_info`` carries the version.
+
+With ``--workers N`` the workers run in prometheus_client's multiprocess mode (the supervisor
+sets ``PROMETHEUS_MULTIPROC_DIR`` to a folder it owns): each worker's values live in files
+there, and :func:`multiprocess_registry` sums them for one scrape endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    make_wsgi_app,
+    multiprocess,
 )
+
+from gateway import __version__
 
 logger = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 _GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _process_metrics(registry: CollectorRegistry) -> None:
+    """prometheus_client's own process_* (CPU, memory, file descriptors) and python_info, and
+    the gateway's build info."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    Info("gateway_build", "The gateway's version.", registry=registry).info({"version": __version__})
 
 
 class Metrics:
@@ -32,8 +57,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        _process_metrics(registry)
         self.active_sessions = Gauge(
-            "gateway_active_sessions", "Open StreamTranscribe streams.", registry=registry
+            "gateway_active_sessions",
+            "Open StreamTranscribe streams.",
+            registry=registry,
+            multiprocess_mode="livesum",  # with --workers: the sum over the workers alive
         )
         self.sessions = Counter(
             "gateway_sessions", "Streams ended, by final gRPC status code.", ["grpc_code"], registry=registry
@@ -101,35 +130,73 @@ class Metrics:
         )
 
     def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> asyncio.Server:
-    """A minimal HTTP/1.1 endpoint: ``GET /metrics`` answers the exposition text, else 404."""
+def multiprocess_registry(directory: Path) -> CollectorRegistry:
+    """The one registry a supervisor serves for all its workers: their values summed from
+    ``directory`` (their PROMETHEUS_MULTIPROC_DIR), plus the supervisor's own process metrics."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    _process_metrics(registry)
+    return registry
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), 10)
-            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                pass  # headers are not needed
-            parts = request_line.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] in ("GET", "HEAD") and parts[1].split("?")[0] == "/metrics":
-                body, status, kind = metrics.render(), "200 OK", CONTENT_TYPE_LATEST
-            else:
-                body, status, kind = b"not found: try /metrics\n", "404 Not Found", "text/plain"
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + (body if parts[:1] != ["HEAD"] else b""))
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, host, port)
-    logger.info("serving metrics on http://%s:%d/metrics", host, server.sockets[0].getsockname()[1])
-    return server
+def worker_exited(directory: Path, pid: int) -> None:
+    """Drop a dead worker's live gauges (its open-session count) from the sum."""
+    multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _only_metrics_path(app: WsgiApp) -> WsgiApp:
+    """prometheus_client answers any path; a scrape endpoint that 404s elsewhere catches typos."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics":
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /metrics\n"]
+
+    return guarded
+
+
+class MetricsServer:
+    """prometheus_client's WSGI exposition app at ``/metrics``, on the standard library's
+    threading WSGI server in a daemon thread (scrapes never wait on the event loop)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        bare = host.strip("[]")
+        server_class = _ThreadingServer6 if ":" in bare else _ThreadingServer
+        self._httpd: WSGIServer = make_server(
+            bare, port, _only_metrics_path(make_wsgi_app(registry)), server_class, handler_class=_QuietHandler
+        )
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+        logger.info("serving metrics on http://%s:%d/metrics", host, self.port)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._httpd.shutdown)
+        self._httpd.server_close()
+        await asyncio.to_thread(self._thread.join)
+
+
+async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    return MetricsServer(registry, host, port)

@@ -11,7 +11,8 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from gateway import logs
 from gateway.auth import BearerTokenInterceptor
@@ -28,6 +29,49 @@ logger = logging.getLogger(__name__)
 # After the grace, how long the sessions' own UNAVAILABLE statuses get to reach their clients
 # before the calls still open are cancelled.
 _DRAIN_SETTLE_S = 0.5
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _enable_reflection(services: tuple[str, ...], server: grpc.aio.Server) -> None:
+    """Server reflection, v1alpha and v1. grpcio-reflection implements only v1alpha
+    (grpc/grpc#38576); v1 is the same protocol with the package renamed (identical messages and
+    field numbers), so the one servicer also answers at v1's method path."""
+    names = (*services, reflection.SERVICE_NAME, REFLECTION_V1)
+    servicer = ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),)
+    )
+
+
+def session_options(settings: Settings, upstream_url: str) -> SessionOptions:
+    """Every session's options, from the settings: the one place they are derived, so that the
+    settings' defaults are the only defaults."""
+    return SessionOptions(
+        upstream_url=upstream_url,
+        api_key=settings.api_key,
+        connect_timeout_s=settings.connect_timeout_s,
+        retry=RetryPolicy(
+            max_attempts=settings.retry_max_attempts,
+            max_elapsed_s=settings.retry_max_elapsed_s,
+            initial_backoff_s=settings.retry_initial_backoff_s,
+            max_backoff_s=settings.retry_max_backoff_s,
+        ),
+        keepalive_interval_s=settings.keepalive_interval_s,
+        stall_timeout_s=settings.stall_timeout_s,
+        replay_buffer_bytes=settings.replay_buffer_bytes,
+        replay_preroll_s=settings.replay_preroll_s,
+        backpressure_timeout_s=settings.backpressure_timeout_s,
+        max_lead_s=settings.max_lead_s,
+        max_session_s=settings.max_session_s,
+        client_idle_timeout_s=settings.client_idle_timeout_s,
+    )
 
 
 class GatewayServer:
@@ -61,25 +105,7 @@ class GatewayServer:
         settings = self.settings
         self._stack.enter_context(logs.redacting(_secrets(settings)))
         self.upstream_url = settings.relay_url or await self._start_engine()
-        options = SessionOptions(
-            upstream_url=self.upstream_url,
-            api_key=settings.api_key,
-            connect_timeout_s=settings.connect_timeout_s,
-            retry=RetryPolicy(
-                max_attempts=settings.retry_max_attempts,
-                max_elapsed_s=settings.retry_max_elapsed_s,
-                initial_backoff_s=settings.retry_initial_backoff_s,
-                max_backoff_s=settings.retry_max_backoff_s,
-            ),
-            keepalive_interval_s=settings.keepalive_interval_s,
-            stall_timeout_s=settings.stall_timeout_s,
-            replay_buffer_bytes=settings.replay_buffer_bytes,
-            replay_preroll_s=settings.replay_preroll_s,
-            backpressure_timeout_s=settings.backpressure_timeout_s,
-            max_lead_s=settings.max_lead_s,
-            max_session_s=settings.max_session_s,
-            client_idle_timeout_s=settings.client_idle_timeout_s,
-        )
+        options = session_options(settings, self.upstream_url)
         tokens = settings.client_tokens
         server = grpc.aio.server(
             interceptors=[BearerTokenInterceptor(tokens)] if tokens else None,
@@ -94,14 +120,7 @@ class GatewayServer:
         )
         server.add_generic_rpc_handlers((self._servicer.handler(settings.max_message_bytes),))
         health_pb2_grpc.add_HealthServicer_to_server(self._availability.health, server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
+        _enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         try:
             credentials = _server_credentials(settings)
             if credentials is None:
@@ -125,12 +144,11 @@ class GatewayServer:
         if settings.metrics_listen is not None:
             host, _, port = settings.metrics_listen.rpartition(":")
             try:
-                metrics_server = await serve_metrics(self.metrics, host, int(port))
+                metrics_server = await serve_metrics(self.metrics.registry, host, int(port))
             except OSError as exc:
                 raise StartupError(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from exc
-            self.metrics_port = metrics_server.sockets[0].getsockname()[1]
-            self._stack.push_async_callback(metrics_server.wait_closed)
-            self._stack.callback(metrics_server.close)
+            self.metrics_port = metrics_server.port
+            self._stack.push_async_callback(metrics_server.close)
         security = "TLS" if credentials else "plaintext"
         if settings.tls_client_ca_file:
             security = "mutual TLS"

@@ -62,17 +62,17 @@ class SessionOptions:
     """What every session needs from the gateway's settings."""
 
     upstream_url: str
-    api_key: str | None = field(default=None, repr=False)
-    connect_timeout_s: float = 10.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    keepalive_interval_s: float = 5.0
-    stall_timeout_s: float = 25.0
-    replay_buffer_bytes: int = 8 * 1024 * 1024
-    replay_preroll_s: float = 1.0
-    backpressure_timeout_s: float = 10.0
-    max_lead_s: float | None = None
-    max_session_s: float = 4 * 3600.0
-    client_idle_timeout_s: float = 300.0
+    api_key: str | None = field(repr=False)
+    connect_timeout_s: float
+    retry: RetryPolicy
+    keepalive_interval_s: float
+    stall_timeout_s: float
+    replay_buffer_bytes: int
+    replay_preroll_s: float
+    backpressure_timeout_s: float
+    max_lead_s: float | None
+    max_session_s: float
+    client_idle_timeout_s: float
 
 
 class _Done:

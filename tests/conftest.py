@@ -1,28 +1,32 @@
-"""Fixtures shared by every test: timing scale for slow machines, corpus location."""
+"""Fixtures shared by every test: timing scale for slow machines, the data tests read.
+
+The suite runs from data the project owns: speech in tests/data/speech (tests/support/speech.py)
+and Deepgram-shaped messages in tests/data/deepgram, written from Deepgram's protocol
+documentation. Real human speech (../shared/corpus, beside the checkout on CI) is only for
+accuracy tests, which ask for the ``corpus`` fixture and skip with one line without it.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.paths import CORPUS, DATA, FIXTURES, ROOT
 from tests.support.standin import DeepgramStandIn
+from tests.support.timing import TIMING
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-CORPUS = SHARED / "corpus"
-FIXTURES = SHARED / "fixtures" / "deepgram" / "python-sdk-listen-v1-websocket"
-
-# One knob for slow machines: every timeout in the tests is multiplied by it.
-TIMING = float(os.environ.get("TEST_TIMING_SCALE", "1"))
+# Test modules should import these from tests.support.paths / tests.support.timing; the names
+# stay here for the modules that still import them from this file.
+__all__ = ["CORPUS", "DATA", "FIXTURES", "ROOT", "TIMING"]
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.fail(f"the shared corpus is missing at {CORPUS}: tests read it from ../shared")
+    """The real-speech corpus for accuracy tests; the test skips (one line) where it is absent."""
+    if not (CORPUS / "manifest.tsv").is_file():
+        pytest.skip(f"accuracy on real speech needs the corpus at {CORPUS} (absent here)")
     return CORPUS
 
 

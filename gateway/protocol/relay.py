@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from transcribe.v1 import transcribe_pb2 as pb
@@ -47,12 +47,12 @@ TIME_SLACK_S: Final = 0.5
 
 @dataclass(frozen=True, slots=True)
 class RelayLimits:
-    """The bounds of one stream's relay."""
+    """The bounds of one stream's relay (no defaults: they come from the gateway's settings)."""
 
-    replay_buffer_bytes: int = 8 * 1024 * 1024
-    replay_preroll_s: float = 1.0
-    stall_timeout_s: float = 25.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    replay_buffer_bytes: int
+    replay_preroll_s: float
+    stall_timeout_s: float
+    retry: RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

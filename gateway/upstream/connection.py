@@ -46,8 +46,8 @@ class UpstreamTarget:
     """Where and how to connect."""
 
     url: str
-    api_key: str | None = field(default=None, repr=False)
-    connect_timeout_s: float = 10.0
+    api_key: str | None = field(repr=False)
+    connect_timeout_s: float
 
 
 class UpstreamConnection:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 class RetryPolicy:
     """Bounds of one outage: attempts (the first connection included) and total time."""
 
-    max_attempts: int = 6
-    max_elapsed_s: float = 30.0
-    initial_backoff_s: float = 0.2
-    max_backoff_s: float = 5.0
+    max_attempts: int
+    max_elapsed_s: float
+    initial_backoff_s: float
+    max_backoff_s: float
 
 
 class RetryBudget:

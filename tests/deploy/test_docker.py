@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from deploy.docker.select_requirements import local_packages, read_lock, requirement_names, select
-from tests.conftest import ROOT
-from tests.deploy.conftest import DEPLOY, clean_env, gateway_process, run
+from tests.support.gateway_process import gateway_process
+from tests.support.paths import DEPLOY, ROOT
+from tests.support.processes import clean_env, run
 from tests.support.standin import DeepgramStandIn
 
 DOCKERFILE = DEPLOY / "Dockerfile"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
-from tests.deploy.conftest import DEPLOY
+from tests.support.paths import DEPLOY
 
 ENVOY = DEPLOY / "envoy" / "envoy.yaml"
 # PyYAML has no stubs in the lock: imported by name, typed as Any either way.

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
-from tests.conftest import ROOT
-from tests.deploy.conftest import DEPLOY, clean_env
+from tests.support.paths import DEPLOY, ROOT
+from tests.support.processes import clean_env
 
 KUBERNETES = DEPLOY / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Settings
-from tests.deploy import nginxconf
-from tests.deploy.conftest import NGINX_CONF, derive_nginx_config
+from tests.support import nginxconf
+from tests.support.nginx import NGINX_CONF, derive_nginx_config
 
 
 def default(name: str) -> float:

@@ -20,10 +20,12 @@ from grpc_status import rpc_status
 from transcribe.v1 import transcribe_pb2 as pb
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from tests.conftest import TIMING
-from tests.deploy.conftest import DEPLOY, clean_env, free_port, gateway_process, run, tail, wait_for_exit
-from tests.integration.conftest import LINEAR16, words
+from tests.support.gateway_process import gateway_process
+from tests.support.grpc_gateway import LINEAR16, words
+from tests.support.paths import DEPLOY
+from tests.support.processes import clean_env, free_port, run, tail, wait_for_exit
 from tests.support.standin import BLOCK_BYTES, BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
+from tests.support.timing import TIMING
 
 SERVICE = "transcribe.v1.TranscribeService"
 # grpc_health_probe's exit codes.

@@ -15,17 +15,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transcribe.v1 import transcribe_pb2 as pb
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
-from tests.conftest import TIMING
-from tests.deploy.conftest import (
-    GatewayProcess,
-    NginxProcess,
-    free_port,
-    gateway_process,
-    nginx_process,
-    stop_process,
-)
-from tests.integration.conftest import LINEAR16, chunks, collect, requests, words
+from tests.support.gateway_process import GatewayProcess, gateway_process
+from tests.support.grpc_gateway import LINEAR16, chunks, collect, requests, words
+from tests.support.nginx import NginxProcess, nginx_process
+from tests.support.processes import free_port, stop_process
 from tests.support.standin import BLOCK_BYTES, DeepgramStandIn, counter_audio
+from tests.support.timing import TIMING
 
 STREAMS = 40
 BLOCKS_PER_STREAM = 25  # 2 s of counter audio each

@@ -1,8 +1,8 @@
 """The whole path with the real engine behind a connection-cutting proxy.
 
-A minute of real speech is streamed through the gateway to the embedded engine while the
-proxy kills the upstream connection again and again; the transcript must have the same words
-as a run without faults, with times that never go backwards.
+A minute of the project's own speech (tests/data/speech) is streamed through the gateway to the
+embedded engine while the proxy kills the upstream connection again and again; the transcript
+must have the same words as a run without faults, with times that never go backwards.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from transcribe.v1 import transcribe_pb2 as pb
 
-from tests.conftest import CORPUS
 from tests.support.faults import SPEECH_MINUTE, run_with_cuts, speech_minute
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -18,7 +17,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 async def test_five_cuts_lose_and_repeat_no_word() -> None:
     """Five or more upstream drops during a 60 s stream: same words as without faults."""
-    pcm = speech_minute(CORPUS)
+    pcm = speech_minute()
     assert len(pcm) / 32000 >= 60
     clean = await run_with_cuts(pcm, cut_every_s=None)
     faulty = await run_with_cuts(pcm, cut_every_s=SPEECH_MINUTE.cut_every_s)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import wave
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from transcribe.v1 import transcribe_pb2 as pb
 
 from tests.integration.conftest import LINEAR16, TEST_KEY, chunks, collect, requests, running_gateway, words
+from tests.support import speech
 from tests.support.standin import BLOCK_BYTES, BLOCK_SECONDS, DeepgramStandIn, Plan, counter_audio
 
 
-async def test_wav_audio_reaches_upstream_byte_for_byte(standin: DeepgramStandIn, corpus: Path) -> None:
-    """Every audio byte of a real WAV arrives upstream unchanged and in order."""
-    with wave.open(str(corpus / "audio" / "leopard_1272-128104-0000.wav"), "rb") as wav:
+async def test_wav_audio_reaches_upstream_byte_for_byte(standin: DeepgramStandIn) -> None:
+    """Every audio byte of a speech WAV arrives upstream unchanged and in order."""
+    with wave.open(str(speech.WEATHER.path), "rb") as wav:
         rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
     config = pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=rate)
     async with running_gateway(standin.url) as gw:

@@ -1,5 +1,5 @@
-"""Shared by the fault test and the resilience benchmark: a minute of real speech streamed
-through the gateway to the embedded engine, optionally behind a proxy that cuts connections."""
+"""Shared by the fault test and the resilience benchmark: a minute of speech streamed through
+the gateway to the embedded engine, optionally behind a proxy that cuts connections."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from gateway.config import Settings
 from gateway.server import GatewayServer
+from tests.support import speech
 from tests.support.proxy import CuttingProxy
 
 RATE = 16_000
@@ -44,8 +45,14 @@ class Scenario:
 SPEECH_MINUTE = Scenario()
 
 
-def speech_minute(corpus: Path) -> bytes:
-    """About a minute of 16 kHz mono speech: corpus clips joined by half a second of silence."""
+def speech_minute(corpus: Path | None = None) -> bytes:
+    """About a minute of 16 kHz mono speech, clips joined by half a second of silence.
+
+    Without ``corpus``: the project's own clips (tests/data/speech, a little over a minute), so
+    the fault test runs anywhere. With it: real human speech from that corpus folder.
+    """
+    if corpus is None:
+        return speech.joined(speech.MINUTE)
     parts: list[bytes] = []
     for name in _CLIPS:
         with wave.open(str(corpus / "audio" / name), "rb") as wav:

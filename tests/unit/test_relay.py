@@ -32,11 +32,17 @@ def relay(
     *,
     policy: RetryPolicy = POLICY,
     cap: int = 8 * SECOND,
-    **limits: float,
+    replay_preroll_s: float = 1.0,
+    stall_timeout_s: float = 25.0,
 ) -> Relay:
     return Relay(
         config,
-        RelayLimits(replay_buffer_bytes=cap, retry=policy, **limits),
+        RelayLimits(
+            replay_buffer_bytes=cap,
+            replay_preroll_s=replay_preroll_s,
+            stall_timeout_s=stall_timeout_s,
+            retry=policy,
+        ),
         rng=lambda: 1.0,  # the jitter's ceiling: deterministic delays
     )
 
@@ -165,7 +171,10 @@ def test_non_retryable_failures_give_up_with_the_error_itself() -> None:
 def test_an_upstream_that_never_answers_ends_within_max_elapsed_stall_included() -> None:
     """Stall detected after the stall timeout; the outage counts from the first unanswered
     frame, so the replacement connection is abandoned at max_elapsed, not after its own stall."""
-    r = relay(policy=RetryPolicy(max_attempts=6, max_elapsed_s=30), stall_timeout_s=25.0)
+    r = relay(
+        policy=RetryPolicy(max_attempts=6, max_elapsed_s=30, initial_backoff_s=0.2, max_backoff_s=5.0),
+        stall_timeout_s=25.0,
+    )
     r.audio_in(b"\0" * SECOND)
     connect(r, 0.0)
     send_all(r, 0.0)
@@ -205,7 +214,7 @@ def test_a_flush_that_never_ends_is_bounded_even_with_answers() -> None:
 
 def test_an_idle_client_after_a_reconnect_is_not_a_stall() -> None:
     """Nothing outstanding when the outage's deadline comes: the outage is over, no failure."""
-    r = relay(policy=RetryPolicy(max_attempts=6, max_elapsed_s=5.0))
+    r = relay(policy=RetryPolicy(max_attempts=6, max_elapsed_s=5.0, initial_backoff_s=0.2, max_backoff_s=5.0))
     r.audio_in(b"\0" * SECOND)
     connect(r)
     send_all(r)

@@ -151,7 +151,12 @@ class World:
 
 
 def world() -> World:
-    return World(Relay(CONFIG, RelayLimits(replay_buffer_bytes=CAP, stall_timeout_s=STALL_S, retry=POLICY)))
+    return World(
+        Relay(
+            CONFIG,
+            RelayLimits(replay_buffer_bytes=CAP, replay_preroll_s=1.0, stall_timeout_s=STALL_S, retry=POLICY),
+        )
+    )
 
 
 chunk_sizes = st.sampled_from([2, 7, 100, 1000, BLOCK_BYTES, 3 * BLOCK_BYTES + 5, MAX_CHUNK])
