@@ -13,10 +13,11 @@ from gateway.server import GatewayServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "gateway" / "samples" / "hello.wav"
-SAMPLE_WORDS = (
+SAMPLE_TEXT = (
     "hello and welcome to the transcription gateway this short recording was made for the demo "
     "so that anyone can try the service without a network connection"
-).split()
+)
+SAMPLE_WORDS = SAMPLE_TEXT.split(" ")
 CLIENT_TOKEN = "web-test-client-token-5f3a"
 
 

@@ -127,4 +127,4 @@ async def test_unreachable_upstream_is_503_at_the_handshake() -> None:
             async with connect(f"ws://127.0.0.1:{gateway.http_port}/v1/listen?{QUERY}"):
                 pass
     assert info.value.response.status_code == 503
-    assert gateway.metrics.active_sessions._value.get() == 0  # noqa: SLF001
+    assert gateway.metrics.registry.get_sample_value("gateway_active_sessions") == 0
