@@ -315,7 +315,11 @@ class WebListener:
         task = asyncio.create_task(self._drive(stream), name=f"web-session-{session.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        await asyncio.wait((stream.answered, task), timeout=self._options.handshake_wait_s)
+        await asyncio.wait(
+            (stream.answered, task),
+            timeout=self._options.handshake_wait_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if stream.answered.done():
             failure = stream.answered.result()
             if failure is not None:
@@ -369,6 +373,9 @@ class WebListener:
             socket = await self._socket(stream)
             await socket.close(1000)
         except SessionFailedError as exc:
+            if isinstance(exc.cause, ClientCancelledError):
+                code = grpc.StatusCode.CANCELLED
+                return
             code = final_status(exc.cause)[0]
             if not stream.answered.done():
                 stream.answered.set_result(exc)

@@ -130,7 +130,8 @@ def parse_query(query: str) -> ListenRequest:
     try:
         deepgram.validate(config)
     except ConfigError as exc:
-        raise QueryError(_PARAM_OF_FIELD.get(exc.field, exc.field), exc.problem) from exc
+        base, bracket, index = exc.field.partition("[")
+        raise QueryError(_PARAM_OF_FIELD.get(base, base) + bracket + index, exc.problem) from exc
     return ListenRequest(config, events)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +51,26 @@ async def web_gateway(upstream_url: str, **settings: Any) -> AsyncIterator[Gatew
     options.update(settings)
     async with GatewayServer(Settings(**options)) as server:
         yield server
+
+
+def assert_no_gap(expected: list[str], got: list[str], *, max_edited: int = 4) -> None:
+    """``got`` has the words of ``expected``, in order, with no gap and no repeat.
+
+    The recogniser (Whisper tiny.en, hearing the sample through a browser's resampling) may
+    mishear a word or two ("memo" for "demo", "with our" for "without a"), so edits of at most
+    two words at one place pass, up to ``max_edited`` words in all. A lost stretch of audio (a
+    gap) or one transcribed twice (a repeat after a replay) is three or more words dropped or
+    added at one place, and never passes.
+    """
+    matcher = difflib.SequenceMatcher(a=expected, b=got, autojunk=False)
+    edited = 0
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        where = f"{op} at word {a0}: expected {expected[a0:a1]}, got {got[b0:b1]}\n{' '.join(got)}"
+        assert a1 - a0 <= 2 and b1 - b0 <= 2, where
+        edited += max(a1 - a0, b1 - b0)
+    assert edited <= max_edited, f"{edited} words differ: {' '.join(got)}"
 
 
 def words_of(text: str) -> list[str]:

@@ -23,6 +23,7 @@ async def stream_sample(url: str, **connect_args: Any) -> tuple[list[dict[str, A
     pcm = sample_pcm()
     messages: list[dict[str, Any]] = []
     async with connect(url, **connect_args) as socket:
+        assert socket.response is not None
         headers = socket.response.headers
 
         async def send() -> None:
