@@ -3,6 +3,8 @@
 #
 #   /usr/bin/chromium                   Debian's chromium package (apt-get)
 #   tools/browser/node_modules/         playwright-core, pinned by tools/browser/package-lock.json
+#   tests/web/node-sdk/node_modules/    @deepgram/sdk, pinned by its package-lock.json, for the
+#                                       JS SDK test of the same front door (tests/web/test_sdk.py)
 #
 # playwright-core is the driver only: it downloads no browser of its own, and the tests launch
 # Debian's chromium with executablePath. Idempotent and quick when both are present: nothing is
@@ -33,27 +35,33 @@ install_chromium() {
         apt-get update -qq || die "apt-get update failed (run as root)"
     fi
     say "chromium: apt-get install"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2 \
-        || die "apt-get install chromium failed (run as root)"
+    local log
+    log="$(mktemp)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >"$log" 2>&1 \
+        || { cat "$log" >&2; rm -f "$log"; die "apt-get install chromium failed (run as root)"; }
+    rm -f "$log"
     [[ -x /usr/bin/chromium ]] || die "chromium installed but /usr/bin/chromium is missing"
     say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo installed)"
 }
 
-install_driver() {
-    local stamp="$DIR/node_modules/.installed"
-    if [[ -f "$stamp" && "$stamp" -nt "$DIR/package-lock.json" && -d "$DIR/node_modules/playwright-core" ]]; then
+# npm_folder DIR PACKAGE: `npm ci` in DIR unless its node_modules is newer than its lock.
+npm_folder() {
+    local dir="$1" package="$2"
+    local stamp="$dir/node_modules/.installed"
+    if [[ -f "$stamp" && "$stamp" -nt "$dir/package-lock.json" && -d "$dir/node_modules/$package" ]]; then
         return 0
     fi
-    (( CHECK_ONLY )) && { say "playwright-core: missing"; return 1; }
-    command -v npm >/dev/null || die "npm is needed to install playwright-core"
-    say "playwright-core: npm ci"
+    (( CHECK_ONLY )) && { say "$package: missing"; return 1; }
+    command -v npm >/dev/null || die "npm is needed to install $package"
+    say "$package: npm ci in ${dir#"$ROOT"/}"
     # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: playwright-core downloads nothing, but say so anyway.
-    (cd "$DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent) \
-        || die "npm ci in tools/browser failed"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent) \
+        || die "npm ci in $dir failed"
     touch "$stamp"
 }
 
 status=0
 install_chromium || status=1
-install_driver || status=1
+npm_folder "$DIR" playwright-core || status=1
+npm_folder "$ROOT/tests/web/node-sdk" @deepgram/sdk || status=1
 exit "$status"
