@@ -81,12 +81,8 @@ async def drive_page(url: str, *, on_finals: Any = None, screenshot: Path | None
 
 async def test_page_transcribes_the_microphone() -> None:
     """Start on the page: the sample's words appear, in order, and the stream closes cleanly."""
-    screenshot = os.environ.get("WEB_PAGE_SCREENSHOT")
     async with engine_url() as upstream, web_gateway(upstream) as gateway:
-        run = await drive_page(
-            f"http://127.0.0.1:{gateway.http_port}/",
-            screenshot=Path(screenshot) if screenshot else None,
-        )
+        run = await drive_page(f"http://127.0.0.1:{gateway.http_port}/")
     assert_no_gap(SAMPLE_WORDS, words_of(run.finals))
     assert run.status == "closed"
     assert any("connected" in e for e in run.events)
@@ -105,8 +101,12 @@ async def test_page_transcript_has_no_gap_when_the_upstream_is_cut() -> None:
                     if text and proxy.cuts == 0:
                         proxy.cut()
 
+                # WEB_PAGE_SCREENSHOT=docs/web-page.png takes the README's picture of the page.
+                screenshot = os.environ.get("WEB_PAGE_SCREENSHOT")
                 run = await drive_page(
-                    f"http://127.0.0.1:{gateway.http_port}/", on_finals=cut_after_first_final
+                    f"http://127.0.0.1:{gateway.http_port}/",
+                    on_finals=cut_after_first_final,
+                    screenshot=Path(screenshot) if screenshot else None,
                 )
     assert proxy.cuts == 1
     assert any("reconnecting" in e for e in run.events), run.events

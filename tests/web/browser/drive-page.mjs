@@ -1,7 +1,8 @@
 // Drives the gateway's page in Debian's chromium (playwright-core, no bundled browser):
 // open the page, press Start with a fake microphone playing a WAV file, report the finals as
 // they appear (one JSON line each on stdout), press Stop once the last expected word is shown,
-// wait for the socket to close, optionally take a screenshot, then print the end state.
+// wait for the socket to close, then print the end state. With a screenshot path, the picture
+// is taken mid-stream, once a final and a grey interim are both on the page (else at the end).
 //
 // node drive-page.mjs <page url> <wav> <last word> [screenshot.png]
 import { createRequire } from "node:module";
@@ -46,6 +47,7 @@ try {
   const deadline = Date.now() + timeoutMs;
   let reported = "";
   let stopped = false;
+  let pictured = false;
   for (;;) {
     const finals = await page.textContent("#finals");
     if (finals !== reported) {
@@ -57,6 +59,10 @@ try {
       await page.click("#stop");
       stopped = true;
     }
+    if (screenshot && !pictured && finals && (await page.textContent("#interim")).trim()) {
+      await page.screenshot({ path: screenshot, fullPage: true });
+      pictured = true;
+    }
     const status = await page.textContent("#status");
     if (status.startsWith("closed")) break;
     if (Date.now() > deadline) {
@@ -66,7 +72,7 @@ try {
     }
     await page.waitForTimeout(100);
   }
-  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  if (screenshot && !pictured) await page.screenshot({ path: screenshot, fullPage: true });
   emit({
     event: "done",
     status: await page.textContent("#status"),
