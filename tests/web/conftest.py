@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
+import json
+import urllib.request
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -75,3 +78,19 @@ def assert_no_gap(expected: list[str], got: list[str], *, max_edited: int = 4) -
 
 def words_of(text: str) -> list[str]:
     return [w.strip(".,!?;:").lower() for w in text.split() if w.strip(".,!?;:")]
+
+
+async def grant(gateway: GatewayServer, token: str) -> dict[str, Any]:
+    """POST /v1/auth/grant with a client token, as a page's backend would."""
+
+    def call() -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{gateway.http_port}/v1/auth/grant",
+            method="POST",
+            headers={"Authorization": f"Token {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+
+    return await asyncio.to_thread(call)

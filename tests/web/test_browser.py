@@ -16,11 +16,13 @@ import pytest
 from tests.conftest import TIMING
 from tests.support.proxy import CuttingProxy
 from tests.web.conftest import (
+    CLIENT_TOKEN,
     ROOT,
     SAMPLE,
     SAMPLE_WORDS,
     assert_no_gap,
     engine_url,
+    grant,
     web_gateway,
     words_of,
 )
@@ -48,7 +50,9 @@ def _require_browser() -> None:
         pytest.fail(f"run tools/install-browser.sh first: missing {', '.join(missing)}")
 
 
-async def drive_page(url: str, *, on_finals: Any = None, screenshot: Path | None = None) -> PageRun:
+async def drive_page(
+    url: str, *, on_finals: Any = None, screenshot: Path | None = None, token: str = ""
+) -> PageRun:
     """Run the driver script against ``url``; ``on_finals(text)`` sees each change of the finals."""
     _require_browser()
     args = [str(DRIVER), url, str(SAMPLE), SAMPLE_WORDS[-1]]
@@ -58,7 +62,7 @@ async def drive_page(url: str, *, on_finals: Any = None, screenshot: Path | None
         "node",
         *args,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PAGE_TIMEOUT_MS": str(int(90_000 * TIMING))},
+        env={**os.environ, "PAGE_TIMEOUT_MS": str(int(90_000 * TIMING)), "PAGE_TOKEN": token},
     )
     run = PageRun()
     assert process.stdout is not None
@@ -80,9 +84,12 @@ async def drive_page(url: str, *, on_finals: Any = None, screenshot: Path | None
 
 
 async def test_page_transcribes_the_microphone() -> None:
-    """Start on the page: the sample's words appear, in order, and the stream closes cleanly."""
-    async with engine_url() as upstream, web_gateway(upstream) as gateway:
-        run = await drive_page(f"http://127.0.0.1:{gateway.http_port}/")
+    """With client auth on, the page given a granted access token (sent as the subprotocol
+    pair ``bearer, <token>``) streams the microphone: the sample's words appear, in order, and
+    the stream closes cleanly."""
+    async with engine_url() as upstream, web_gateway(upstream, auth_tokens=CLIENT_TOKEN) as gateway:
+        token = (await grant(gateway, CLIENT_TOKEN))["access_token"]
+        run = await drive_page(f"http://127.0.0.1:{gateway.http_port}/", token=token)
     assert_no_gap(SAMPLE_WORDS, words_of(run.finals))
     assert run.status == "closed"
     assert any("connected" in e for e in run.events)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import urllib.request
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from tests.web.conftest import (
     SAMPLE,
     SAMPLE_WORDS,
     engine_url,
+    grant,
     sample_pcm,
     web_gateway,
     words_of,
@@ -44,22 +44,6 @@ def environment(gateway: GatewayServer) -> DeepgramClientEnvironment:
     http = f"http://127.0.0.1:{gateway.http_port}"
     ws = f"ws://127.0.0.1:{gateway.http_port}"
     return DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
-
-
-async def grant(gateway: GatewayServer, token: str) -> dict[str, Any]:
-    """POST /v1/auth/grant with a client token, as a page's backend would."""
-
-    def call() -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{gateway.http_port}/v1/auth/grant",
-            method="POST",
-            headers={"Authorization": f"Token {token}"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            result: dict[str, Any] = json.load(response)
-            return result
-
-    return await asyncio.to_thread(call)
 
 
 async def python_sdk_stream(client: AsyncDeepgramClient) -> list[Any]:

@@ -43,6 +43,8 @@ try {
   page.on("console", (message) => emit({ event: "console", type: message.type(), text: message.text() }));
   page.on("pageerror", (error) => emit({ event: "pageerror", text: String(error) }));
   await page.goto(url);
+  // PAGE_TOKEN: typed into the page's Token field, sent as the subprotocol pair.
+  if (process.env.PAGE_TOKEN) await page.fill("#token", process.env.PAGE_TOKEN);
   await page.click("#start");
   const deadline = Date.now() + timeoutMs;
   let reported = "";
