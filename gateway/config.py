@@ -141,6 +141,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Most seconds of raw audio a client may send ahead of real time (unset: no limit).",
     )
+    # --- the web front door (gateway.web): Deepgram's /v1/listen for browsers and Deepgram SDKs
+    http_listen: str | None = Field(
+        default=None,
+        description="Also serve Deepgram's /v1/listen websocket, /v1/auth/grant and the browser page "
+        "on HOST:PORT (off when unset).",
+    )
+    allowed_origins: str | None = Field(
+        default=None,
+        description="Web page origins (scheme://host[:port], comma-separated, or *) allowed to use "
+        "--http-listen besides the gateway's own page.",
+    )
+    web_token_ttl_s: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Lifetime of access tokens from POST /v1/auth/grant when the caller asks for none.",
+    )
     # --- process
     log_level: LogLevel = Field(default="INFO", description="Log level (any case).")
     log_format: LogFormat = Field(
@@ -168,6 +185,14 @@ class Settings(BaseSettings):
         if value is None:
             return None
         host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
+        return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _check_http_listen(cls, value: str | None) -> str | None:
+        host, sep, port = (value or "h:0").rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
         return value
@@ -230,6 +255,12 @@ class Settings(BaseSettings):
             lines = self.auth_tokens_file.read_text().splitlines()
             tokens += [line.strip() for line in lines if not line.lstrip().startswith("#")]
         return frozenset(t for t in tokens if t)
+
+    @property
+    def web_allowed_origins(self) -> frozenset[str]:
+        """Origins allowed on --http-listen besides its own, lower-case, without a final '/'."""
+        items = (o.strip().rstrip("/").lower() for o in (self.allowed_origins or "").split(","))
+        return frozenset(o for o in items if o)
 
     @property
     def relay_url(self) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -86,6 +87,7 @@ class GatewayServer:
         self._availability = Availability(health.aio.HealthServicer())
         self.port = 0
         self.metrics_port = 0
+        self.http_port = 0
         self.upstream_url = ""
 
     @property
@@ -149,6 +151,23 @@ class GatewayServer:
                 raise StartupError(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from exc
             self.metrics_port = metrics_server.port
             self._stack.push_async_callback(metrics_server.close)
+        if settings.http_listen is not None:
+            from gateway.web.listener import web_listener
+
+            web = web_listener(
+                settings,
+                session_options=options,
+                metrics=self.metrics,
+                availability=self._availability,
+                registry=self._servicer,
+                environ=os.environ,
+            )
+            try:
+                await self._stack.enter_async_context(web)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {settings.http_listen}: {exc}") from exc
+            self.http_port = web.port
+            logger.info("serving Deepgram's /v1/listen and the web page on http://%s:%d/", web.host, web.port)
         security = "TLS" if credentials else "plaintext"
         if settings.tls_client_ca_file:
             security = "mutual TLS"
