@@ -1,29 +1,36 @@
 """Fixtures shared by the client tests of every language (Python, Node, Go, .NET).
 
-- `live_gateway`: a real `python -m gateway serve` subprocess on a free loopback port, with the
-  embedded offline engine (no Deepgram key); yields its `127.0.0.1:PORT`. One per session.
-- `corpus_clip`: a real-speech WAV clip from the shared corpus with its reference transcript,
-  and `recall`, the share of the reference's words a transcript contains.
+- `speech_clip`: the project's own speech, `gateway/samples/hello.wav` (10.6 s, 16 kHz mono
+  linear16), with its reference transcript; `corpus_clip` is the same clip under its old name.
+  `long_speech_clip`: that speech three times with a second of silence between, for streams
+  that must last long enough to be disturbed. `Clip.recall` is the share of the reference's
+  words a transcript contains. Nothing here needs ../shared.
+- `shared_engine`: one `python -m transcribe_engine serve` for the session; every gateway
+  below relays to it (`--upstream-url`), so the model is loaded once.
+- `live_gateway`: a real `python -m gateway serve` subprocess on a free loopback port, relaying
+  to `shared_engine`; yields its `127.0.0.1:PORT`. One per session.
+- `nginx_bin`, `gateway_replicas`: two gateway replicas behind the real nginx
+  (`tests/support/replicas.py`); `gateway_replicas.address` is nginx's, and
+  `gateway_replicas.terminate_serving()` SIGTERMs the replica serving the open stream. Fresh
+  for each test.
 - `progressive_http_server`: serves files over HTTP on 127.0.0.1 with chunked transfer at about
-  real-time pace, as an internet radio would; `.url` streams `corpus_clip`.
+  real-time pace, as an internet radio would; `.url` streams `speech_clip`.
 - `metadata_echo_server`: a stand-in endpoint (plaintext and TLS) that answers UNAUTHENTICATED
   with the `authorization` metadata it got, to check `--token`, `--tls` and `--ca-file`.
 - `stalling_server`: a stand-in that never ends a call after the half-close, to check that a
   second Ctrl+C cancels it.
 - `run_client`: runs a client program as a subprocess and returns its exit code and output;
   `interrupt_client`: the same, sending SIGINTs while it runs.
+- `TESTDATA`: the shared test vectors (`clients/testdata/`, see its README).
 
 Test modules import the helpers and types from here (`from tests.clients.conftest import Clip`;
-`tests/clients` is a package like the rest of `tests/`). Nothing here imports `gateway` or a
-client package: the gateway's and the Python client's generated code both define `transcribe.v1`
-in protobuf's default pool and cannot share a process.
+`tests/clients` is a package like the rest of `tests/`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import csv
 import http.server
 import os
 import re
@@ -42,14 +49,24 @@ import grpc
 import pytest
 
 from tests.conftest import ROOT, TIMING
+from tests.support import replicas
 
 #: The repository root (the gateway and the clients are run from here).
 REPO = ROOT
 
 #: How long the gateway (and its engine's model load and calibration) may take to start.
 GATEWAY_START_TIMEOUT_S = 180.0
-#: The clip every client transcribes: 11 s of clear archival speech, 16 kHz mono linear16.
-CLIP = "audio/whisper_jfk.wav"
+#: The clip every client transcribes: the project's own synthetic speech (see its README).
+SAMPLE = REPO / "gateway" / "samples" / "hello.wav"
+SAMPLE_TEXT = (
+    "Hello, and welcome to the transcription gateway. This short recording was made for the "
+    "demo, so that anyone can try the service without a network connection."
+)
+#: `long_speech_clip`: the sample this many times, with this much silence between.
+LONG_REPEATS = 3
+LONG_GAP_S = 1.0
+#: The shared test vectors of every client language.
+TESTDATA = REPO / "clients" / "testdata"
 #: How long one client run may take (times `TIMING`).
 CLIENT_TIMEOUT_S = 120.0
 
@@ -122,19 +139,35 @@ RunClient = Callable[..., ClientRun]
 InterruptClient = Callable[..., ClientRun]
 
 
-def _manifest(corpus: Path) -> dict[str, tuple[str, float]]:
-    with (corpus / "manifest.tsv").open(newline="", encoding="utf-8") as f:
-        return {
-            row["file"]: (row["reference"], float(row["duration_s"]))
-            for row in csv.DictReader(f, delimiter="\t")
-        }
+def _clip(path: Path, reference: str) -> Clip:
+    with wave.open(str(path), "rb") as wav:
+        return Clip(path, reference, wav.getnframes() / wav.getframerate())
 
 
 @pytest.fixture(scope="session")
-def corpus_clip(corpus: Path) -> Clip:
-    """The shared corpus's JFK clip (16 kHz mono linear16 WAV) with its reference transcript."""
-    reference, duration = _manifest(corpus)[CLIP]
-    return Clip(corpus / CLIP, reference, duration)
+def speech_clip() -> Clip:
+    """`gateway/samples/hello.wav` with its reference transcript."""
+    return _clip(SAMPLE, SAMPLE_TEXT)
+
+
+@pytest.fixture(scope="session")
+def corpus_clip(speech_clip: Clip) -> Clip:
+    """The old name of `speech_clip` (the tests once read a clip from ../shared/corpus)."""
+    return speech_clip
+
+
+@pytest.fixture(scope="session")
+def long_speech_clip(tmp_path_factory: pytest.TempPathFactory, speech_clip: Clip) -> Clip:
+    """The sample LONG_REPEATS times with LONG_GAP_S of silence between (about 34 s)."""
+    with wave.open(str(speech_clip.path), "rb") as wav:
+        params = wav.getparams()
+        frames = wav.readframes(wav.getnframes())
+    gap = b"\0" * int(LONG_GAP_S * params.framerate) * params.sampwidth * params.nchannels
+    path = tmp_path_factory.mktemp("speech") / "hello-x3.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(gap.join([frames] * LONG_REPEATS))
+    return _clip(path, " ".join([speech_clip.reference] * LONG_REPEATS))
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +178,20 @@ def venv_python() -> str:
 
 
 @pytest.fixture(scope="session")
-def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> Iterator[str]:
-    """A real gateway (`python -m gateway serve`) with the embedded engine; yields HOST:PORT."""
+def shared_engine(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> Iterator[str]:
+    """One embedded engine (`python -m transcribe_engine serve`) for the session; its ws:// URL."""
+    try:
+        with replicas.engine_process(tmp_path_factory.mktemp("engine"), venv_python) as url:
+            yield url
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def live_gateway(
+    tmp_path_factory: pytest.TempPathFactory, venv_python: str, shared_engine: str
+) -> Iterator[str]:
+    """A real gateway (`python -m gateway serve`) relaying to `shared_engine`; yields HOST:PORT."""
     workdir = tmp_path_factory.mktemp("gateway")
     ready = workdir / "ready"
     log_path = workdir / "gateway.log"
@@ -154,7 +199,7 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> 
     env.pop("GATEWAY_UPSTREAM_URL", None)
     command = [
         venv_python, "-m", "gateway", "serve",
-        "--listen", "127.0.0.1:0", "--ready-file", str(ready),
+        "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--upstream-url", shared_engine,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -171,6 +216,36 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> 
         yield ready.read_text().strip()
     finally:
         _stop(process)
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """nginx from `.tools/bin`; missing, it fails the test on CI and skips it elsewhere."""
+    found = replicas.find_tool("nginx")
+    if found is None:
+        reason = "nginx is not installed (run bash tools/install-ops-tools.sh)"
+        if _on_ci():
+            pytest.fail(f"{reason}; CI must install it before the tests")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def gateway_replicas(
+    tmp_path: Path, nginx_bin: str, shared_engine: str, venv_python: str
+) -> Iterator[replicas.Fleet]:
+    """Two gateway replicas relaying to `shared_engine`, behind nginx; fresh for each test."""
+    try:
+        with replicas.replica_fleet(
+            tmp_path / "fleet", nginx_bin, shared_engine, python=venv_python
+        ) as fleet:
+            yield fleet
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
@@ -277,8 +352,8 @@ def _wav_byte_rate(path: Path) -> float | None:
 
 
 @pytest.fixture(scope="session")
-def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
-    """Serves files with chunked transfer at about real-time pace; `.url` streams `corpus_clip`."""
+def progressive_http_server(speech_clip: Clip) -> Iterator[ProgressiveServer]:
+    """Serves files with chunked transfer at about real-time pace; `.url` streams `speech_clip`."""
     files: dict[str, tuple[Path, float]] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -319,7 +394,7 @@ def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
     thread.start()
     host, port = server.server_address[:2]
     progressive = ProgressiveServer(base_url=f"http://{host!s}:{port}", _files=files)
-    progressive.url = progressive.url_for(corpus_clip.path)
+    progressive.url = progressive.url_for(speech_clip.path)
     try:
         yield progressive
     finally:
