@@ -2,7 +2,7 @@
 
 - `speech_clip`: the project's own speech, `gateway/samples/hello.wav` (10.6 s, 16 kHz mono
   linear16), with its reference transcript; `corpus_clip` is the same clip under its old name.
-  `long_speech_clip`: that speech three times with a second of silence between, for streams
+  `long_speech_clip`: that speech three times with two seconds of silence between, for streams
   that must last long enough to be disturbed. `Clip.recall` is the share of the reference's
   words a transcript contains. Nothing here needs ../shared.
 - `shared_engine`: one `python -m transcribe_engine serve` for the session; every gateway
@@ -64,7 +64,7 @@ SAMPLE_TEXT = (
 )
 #: `long_speech_clip`: the sample this many times, with this much silence between.
 LONG_REPEATS = 3
-LONG_GAP_S = 1.0
+LONG_GAP_S = 2.0
 #: The shared test vectors of every client language.
 TESTDATA = REPO / "clients" / "testdata"
 #: How long one client run may take (times `TIMING`).
@@ -135,7 +135,7 @@ class ClientRun:
 
 #: `run_client(args, *, env=None, cwd=None, timeout=CLIENT_TIMEOUT_S) -> ClientRun`
 RunClient = Callable[..., ClientRun]
-#: `interrupt_client(args, *, after_s, env=None, cwd=None, timeout=...) -> ClientRun`
+#: `interrupt_client(args, *, after_s, env=None, cwd=None, timeout=..., started=None) -> ClientRun`
 InterruptClient = Callable[..., ClientRun]
 
 
@@ -158,7 +158,7 @@ def corpus_clip(speech_clip: Clip) -> Clip:
 
 @pytest.fixture(scope="session")
 def long_speech_clip(tmp_path_factory: pytest.TempPathFactory, speech_clip: Clip) -> Clip:
-    """The sample LONG_REPEATS times with LONG_GAP_S of silence between (about 34 s)."""
+    """The sample LONG_REPEATS times with LONG_GAP_S of silence between (about 36 s)."""
     with wave.open(str(speech_clip.path), "rb") as wav:
         params = wav.getparams()
         frames = wav.readframes(wav.getnframes())
@@ -293,7 +293,8 @@ def interrupt_client() -> InterruptClient:
     """Runs `args`, sends SIGINT after each delay of `after_s` (seconds, cumulative), and waits.
 
     `interrupt_client(args, after_s=[3.0, 0.2])` interrupts 3 s after the start, then again
-    0.2 s later.
+    0.2 s later. With `started`, the delays count from when `started()` is first true (say,
+    when a stand-in has seen the call), so a slow start-up does not eat them.
     """
 
     def run(
@@ -303,6 +304,7 @@ def interrupt_client() -> InterruptClient:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         timeout: float = CLIENT_TIMEOUT_S,
+        started: Callable[[], bool] | None = None,
     ) -> ClientRun:
         with subprocess.Popen(
             list(args),
@@ -313,6 +315,11 @@ def interrupt_client() -> InterruptClient:
             stderr=subprocess.PIPE,
             text=True,
         ) as process:
+            deadline = time.monotonic() + timeout * TIMING
+            while started is not None and not started() and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)  # a stand-in's counter, updated on its own thread
             for delay in after_s:
                 time.sleep(delay)  # a sync fixture in a subprocess driver: no event loop here
                 if process.poll() is None:
@@ -467,11 +474,12 @@ class StallingServer:
     """A stand-in `StreamTranscribe` endpoint that sends `session_started`, reads the audio, and
     after the client's half-close never ends the call: only a client cancel ends it.
 
-    `half_closes` counts the calls whose request stream was half-closed; `cancels` those that
-    the client then cancelled.
+    `calls` counts the calls opened; `half_closes` those whose request stream was half-closed;
+    `cancels` those that the client then cancelled.
     """
 
     addr: str
+    calls: int = 0
     half_closes: int = 0
     cancels: int = 0
 
@@ -483,6 +491,8 @@ def stalling_server() -> Iterator[StallingServer]:
     lock = threading.Lock()
 
     def stream_transcribe(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        with lock:
+            stand_in.calls += 1
         yield _SESSION_STARTED
         for _ in requests:
             pass
