@@ -140,10 +140,11 @@ export class TranscribeClient {
 
 /**
  * One transcription: `send` audio, `finalize`, `end`, and read the responses with
- * `for await`. Events: `resuming` `{attempt, error, resumePoint, delayMs, resendBytes}` before
- * a new call is opened, `resumed` `{attempt, sessionId, startOffsetSeconds}` once it has
- * started. The `session_started` of a resumed call is not yielded: the application sees one
- * session. Await each `send` before the next.
+ * `for await`. Events: `resuming` `{attempt, error, resumePoint, delayMs, resendBytes,
+ * summary}` before a new call is opened (`summary`: the failed call's, or null), `resumed`
+ * `{attempt, sessionId, startOffsetSeconds}` once it has started. The application sees one
+ * session: a resumed call's `sessionStarted` and a failed call's `summary` are not yielded.
+ * Await each `send` before the next.
  */
 export class TranscribeStream extends EventEmitter {
   #owner;
@@ -266,24 +267,36 @@ export class TranscribeStream extends EventEmitter {
   }
 
   async #pump(call) {
+    // A call's summary is its last response; it is held until the call's end says whether
+    // the transcription is over (then it is yielded) or goes on on a new call (then the
+    // `resuming` event carries it, and the application reads one summary, at the end).
+    let summary = null;
     try {
       for await (const response of call) {
         if (!this.#accept(response)) continue;
-        this.#queue.push(response);
-        this.#wakeReader?.();
-        while (this.#queue.length >= READ_AHEAD && !this.#done) {
-          await new Promise((resolve) => { this.#wakePump = resolve; });
-          this.#wakePump = null;
-        }
+        if (response.response === 'summary') summary = response;
+        else await this.#push(response);
       }
+      if (summary !== null) await this.#push(summary);
       this.#finish(null);
     } catch (err) {
       const error = typeof err?.code === 'number' ? TranscribeError.fromCall(err) : err;
       if (!this.#resumable(error)) {
+        if (summary !== null) await this.#push(summary);
         this.#finish(error);
         return;
       }
-      this.#ready = this.#resume(error);
+      this.#ready = this.#resume(error, summary);
+    }
+  }
+
+  /** Queues a response for the reader; waits while READ_AHEAD are unread (flow control). */
+  async #push(response) {
+    this.#queue.push(response);
+    this.#wakeReader?.();
+    while (this.#queue.length >= READ_AHEAD && !this.#done) {
+      await new Promise((resolve) => { this.#wakePump = resolve; });
+      this.#wakePump = null;
     }
   }
 
@@ -336,7 +349,7 @@ export class TranscribeStream extends EventEmitter {
     return null;
   }
 
-  async #resume(error) {
+  async #resume(error, summary) {
     const resumePoint = this.#resumePoint(error);
     const plan = planResume({
       frameBytes: this.#frame,
@@ -355,7 +368,7 @@ export class TranscribeStream extends EventEmitter {
       initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs, multiplier: settings.backoffMultiplier,
     });
     this.emit('resuming', {
-      attempt: this.#attempt, error, resumePoint, delayMs, resendBytes: plan.resendBytes,
+      attempt: this.#attempt, error, resumePoint, delayMs, resendBytes: plan.resendBytes, summary,
     });
     try {
       await sleep(delayMs, undefined, { signal: this.#options.signal ?? undefined });

@@ -58,6 +58,8 @@ export interface ResumingEvent {
   resumePoint: ResumePoint__Output;
   delayMs: number;
   resendBytes: number;
+  /** The failed call's summary (not yielded), or null. */
+  summary: Response | null;
 }
 
 export interface ResumedEvent {
