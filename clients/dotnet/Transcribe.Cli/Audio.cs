@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using Transcribe.V1;
 
-namespace TranscribeClient;
+using Transcribe.Client;
+
+namespace TranscribeCli;
 
 /// <summary>A failure to read the audio input, reported with a status name like the gateway's.</summary>
 sealed class InputException(string status, string message, Exception? inner = null)
@@ -10,82 +12,18 @@ sealed class InputException(string status, string message, Exception? inner = nu
     public string Status { get; } = status;
 }
 
-/// <summary>What a WAV header says about its audio.</summary>
-sealed record WavInfo(int Format, int Channels, int SampleRate, int ByteRate, int Bits, int DataOffset, int DataSize)
-{
-    const int FormatPcm = 0x0001;
-    const int FormatExtensible = 0xFFFE;
-
-    /// <summary>The samples are 16-bit PCM, sendable as raw linear16.</summary>
-    public bool IsLinear16 => (Format is FormatPcm or FormatExtensible) && Bits == 16;
-
-    /// <summary>Reads the RIFF/WAVE header of a whole file; null when it is not a WAV file.</summary>
-    public static WavInfo? Parse(ReadOnlySpan<byte> data)
-    {
-        if (data.Length < 12 || !data[..4].SequenceEqual("RIFF"u8) || !data[8..12].SequenceEqual("WAVE"u8))
-        {
-            return null;
-        }
-        (int Format, int Channels, int SampleRate, int ByteRate, int Bits)? fmt = null;
-        var pos = 12;
-        while (pos + 8 <= data.Length)
-        {
-            var id = data.Slice(pos, 4);
-            var size = BinaryPrimitives.ReadUInt32LittleEndian(data[(pos + 4)..]);
-            var body = pos + 8;
-            if (id.SequenceEqual("fmt "u8))
-            {
-                if (size < 16 || body + 16 > data.Length)
-                {
-                    return null;
-                }
-                var f = data[body..];
-                int format = BinaryPrimitives.ReadUInt16LittleEndian(f);
-                if (format == FormatExtensible && size >= 40 && body + 26 <= data.Length)
-                {
-                    format = BinaryPrimitives.ReadUInt16LittleEndian(f[24..]); // the sub-format GUID
-                }
-                fmt = (format, (int)BinaryPrimitives.ReadUInt16LittleEndian(f[2..]),
-                    (int)BinaryPrimitives.ReadUInt32LittleEndian(f[4..]),
-                    (int)BinaryPrimitives.ReadUInt32LittleEndian(f[8..]),
-                    (int)BinaryPrimitives.ReadUInt16LittleEndian(f[14..]));
-            }
-            else if (id.SequenceEqual("data"u8))
-            {
-                if (fmt is not { } h || h.Channels == 0 || h.SampleRate <= 0)
-                {
-                    return null;
-                }
-                var available = data.Length - body;
-                var dataSize = size > 0 && size <= available ? (int)size : available;
-                return new WavInfo(h.Format, h.Channels, h.SampleRate, h.ByteRate, h.Bits, body, dataSize);
-            }
-            var next = body + (long)size + (size & 1); // chunks are padded to an even size
-            if (next > data.Length)
-            {
-                return null;
-            }
-            pos = (int)next;
-        }
-        return null;
-    }
-}
-
 /// <summary>The audio to send, and what the config must say about it.</summary>
 /// <remarks>
 /// A 16-bit PCM WAV file is sent as raw linear16 (its data chunk only) with the header's sample
 /// rate and channels; any other WAV file is sent whole as containerised audio, paced at its
 /// header's byte rate; other files are sent whole as containerised audio, paced at
-/// <see cref="AssumedByteRate"/>. An explicit --encoding sends the WAV data chunk (or the whole
+/// <see cref="AudioPlan.AssumedByteRate"/>. An explicit --encoding sends the WAV data chunk (or the whole
 /// non-WAV file) with that encoding. --sample-rate always overrides the header. An HTTP stream
 /// is relayed as it arrives, paced only when its byte rate follows from --encoding and
 /// --sample-rate.
 /// </remarks>
 sealed class AudioSource : IDisposable
 {
-    /// <summary>Pacing rate of compressed files: 128 kbit/s, a common MP3 bit rate.</summary>
-    public const int AssumedByteRate = 16_000;
-
     ReadOnlyMemory<byte> _file;
     int _filePosition;
     HttpClient? _http;
@@ -107,15 +45,23 @@ sealed class AudioSource : IDisposable
         var source = o.Url is not null
             ? await OpenUrlAsync(o.Url, o, cancellationToken)
             : await OpenFileAsync(o.File!, o, cancellationToken);
-        var frame = source.SampleRate > 0 ? RawByteRate(source.Encoding, 1, source.Channels) : 0;
+        var frame = source.SampleRate > 0 ? AudioPlan.RawByteRate(source.Encoding, 1, source.Channels) : 0;
         frame = Math.Max(frame, 1);
-        var rate = source.ByteRate > 0 ? source.ByteRate : AssumedByteRate;
+        var rate = source.ByteRate > 0 ? source.ByteRate : AudioPlan.AssumedByteRate;
         source.ChunkBytes = Math.Max(frame, (int)((long)rate * o.ChunkMs / 1000) / frame * frame);
         return source;
     }
 
     static async Task<AudioSource> OpenFileAsync(string path, Options o, CancellationToken cancellationToken)
     {
+        if (path == "-")
+        {
+            // stdin, sent as it arrives (no pacing): raw audio, its rate from the flags.
+            return new AudioSource("stdin")
+            {
+                Encoding = o.Encoding, SampleRate = o.SampleRate, _stream = Console.OpenStandardInput(),
+            };
+        }
         byte[] data;
         try
         {
@@ -125,30 +71,21 @@ sealed class AudioSource : IDisposable
         {
             throw new InputException("INVALID_ARGUMENT", $"cannot read {path}: {e.Message}", e);
         }
-        var source = new AudioSource(path) { Encoding = o.Encoding, SampleRate = o.SampleRate, _file = data };
-        var wav = WavInfo.Parse(data);
-        if (source.Encoding == AudioEncoding.Unspecified && wav is { IsLinear16: true })
+        var plan = AudioPlan.ForFile(data, o.Encoding, o.SampleRate, o.ChunkMs);
+        return new AudioSource(path)
         {
-            source.Encoding = AudioEncoding.Linear16;
-        }
-        if (source.Encoding != AudioEncoding.Unspecified && wav is not null)
-        {
-            source._file = data.AsMemory(wav.DataOffset, wav.DataSize);
-            source.SampleRate = source.SampleRate > 0 ? source.SampleRate : (uint)wav.SampleRate;
-            source.Channels = (uint)wav.Channels;
-        }
-        source.ByteRate = RawByteRate(source.Encoding, source.SampleRate, source.Channels);
-        if (source.ByteRate == 0)
-        {
-            source.ByteRate = wav is { ByteRate: > 0 } ? wav.ByteRate : AssumedByteRate;
-        }
-        return source;
+            Encoding = plan.Encoding,
+            SampleRate = plan.SampleRate,
+            Channels = plan.Channels,
+            ByteRate = plan.ByteRate,
+            _file = data.AsMemory(plan.PayloadOffset, plan.PayloadLength),
+        };
     }
 
     static async Task<AudioSource> OpenUrlAsync(string url, Options o, CancellationToken cancellationToken)
     {
         var source = new AudioSource(url) { Encoding = o.Encoding, SampleRate = o.SampleRate };
-        source.ByteRate = RawByteRate(source.Encoding, source.SampleRate, 0);
+        source.ByteRate = AudioPlan.RawByteRate(source.Encoding, source.SampleRate, 0);
         source._http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         source._http.DefaultRequestHeaders.UserAgent.ParseAdd("transcribe-client");
         try
@@ -173,19 +110,6 @@ sealed class AudioSource : IDisposable
             source.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Byte rate of raw audio (channels 0 counts as 1), or 0 when it is not fixed.</summary>
-    static int RawByteRate(AudioEncoding encoding, uint sampleRate, uint channels)
-    {
-        var perSample = encoding switch
-        {
-            AudioEncoding.Linear16 => 2,
-            AudioEncoding.Linear32 => 4,
-            AudioEncoding.Mulaw or AudioEncoding.Alaw => 1,
-            _ => 0,
-        };
-        return (int)Math.Min(int.MaxValue, (long)perSample * sampleRate * Math.Max(channels, 1u));
     }
 
     /// <summary>

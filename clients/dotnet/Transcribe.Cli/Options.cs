@@ -1,6 +1,6 @@
 using Transcribe.V1;
 
-namespace TranscribeClient;
+namespace TranscribeCli;
 
 /// <summary>A bad command line: the program prints it and exits with code 2.</summary>
 sealed class UsageException(string message) : Exception(message);
@@ -14,14 +14,15 @@ sealed class Options
         Streams audio to the transcription gateway and prints the final transcripts.
 
           --addr HOST:PORT      gateway address (default 127.0.0.1:50051)
-          --file PATH           audio file to stream; a 16-bit PCM WAV file is sent as raw linear16
+          --file PATH           audio file to stream; a 16-bit PCM WAV file is sent as raw linear16;
+                                - for stdin, sent as it arrives (needs --encoding and --sample-rate)
           --url URL             HTTP audio stream to relay, e.g. an internet radio station
           --model NAME          model name, e.g. nova-3 (default: the upstream's default)
           --language TAG        BCP-47 language tag, e.g. en-US (default: en)
           --interim             also print interim transcripts, prefixed by "~ "
           --smart-format        ask for smart formatting
           --diarize             ask for speaker labels
-          --token TOKEN         client token, sent as "authorization: Bearer TOKEN"
+          --token TOKEN         client token, sent as "authorization: Bearer TOKEN" (default: $TRANSCRIBE_TOKEN)
           --tls                 connect with TLS, trusting the system's root certificates
           --ca-file PATH        with TLS, trust the PEM certificates in PATH instead (implies --tls)
           --fast                send audio as fast as possible instead of at real-time pace
@@ -29,6 +30,7 @@ sealed class Options
           --encoding ENCODING   raw audio encoding, e.g. linear16, mulaw (default: WAV header or containerised)
           --sample-rate HZ      sample rate of raw audio
           --chunk-ms MS         audio per message (default 50)
+          --no-resume           do not resume a stream the gateway ends for a drain
         """;
 
     public string Addr { get; private set; } = "127.0.0.1:50051";
@@ -47,6 +49,7 @@ sealed class Options
     public AudioEncoding Encoding { get; private set; } = AudioEncoding.Unspecified;
     public uint SampleRate { get; private set; }
     public int ChunkMs { get; private set; } = 50;
+    public bool Resume { get; private set; } = true;
 
     /// <summary>Parses the command line; returns null for --help.</summary>
     public static Options? Parse(IReadOnlyList<string> args)
@@ -101,12 +104,17 @@ sealed class Options
                 case "tls": o.Tls = true; break;
                 case "fast": o.Fast = true; break;
                 case "json": o.Json = true; break;
+                case "no-resume": o.Resume = false; break;
                 default: throw new UsageException($"flag provided but not defined: --{name}");
             }
         }
         if ((o.File is null) == (o.Url is null))
         {
             throw new UsageException("exactly one of --file and --url is required");
+        }
+        if (o.File == "-" && (o.Encoding == AudioEncoding.Unspecified || o.SampleRate == 0))
+        {
+            throw new UsageException("--file - (stdin) needs --encoding and --sample-rate");
         }
         return o;
     }
