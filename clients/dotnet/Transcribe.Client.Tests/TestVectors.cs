@@ -59,7 +59,7 @@ public class TestVectors
     }
 
     static List<StreamTranscribeResponse> Recorded() =>
-        Lines("responses/recorded.jsonl").Select(JsonParser.Default.Parse<StreamTranscribeResponse>).ToList();
+        Lines("responses/recorded.jsonl").Select(line => JsonParser.Default.Parse<StreamTranscribeResponse>(line)).ToList();
 
     [Theory]
     [InlineData(false, "expected.txt")]
@@ -184,7 +184,7 @@ public class TestVectors
         Assert.Equal(
             new[] { 100.0, 200, 400, 800, 1000 },
             Enumerable.Range(1, 5).Select(a => Resumption.Backoff(a, options, 0.999999).TotalMilliseconds));
-        Assert.Equal(50, Resumption.Backoff(1, options, 0).TotalMilliseconds);
+        Assert.Equal(50.0, Resumption.Backoff(1, options, 0).TotalMilliseconds);
         Assert.Equal(StatusCode.Unavailable, (StatusCode)14);
     }
 }

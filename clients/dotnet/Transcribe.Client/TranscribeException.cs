@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Google.Rpc;
 using Grpc.Core;
 using Transcribe.V1;
@@ -38,22 +39,35 @@ public sealed class TranscribeException : Exception
     /// <summary>The error of a failed call, with what its <c>grpc-status-details-bin</c> trailer says.</summary>
     public static TranscribeException FromRpc(RpcException e)
     {
-        // Grpc.StatusProto reads the rich status from the trailers.
+        // Grpc.StatusProto reads the google.rpc.Status in the grpc-status-details-bin trailer.
         var status = e.GetRpcStatus();
         if (status is null)
         {
             return new TranscribeException(e.StatusCode, e.Status.Detail, inner: e);
         }
-        var info = status.GetDetail<ErrorInfo>();
+        var info = FindDetail<ErrorInfo>(status);
         return new TranscribeException(
-            e.StatusCode, e.Status.Detail, info?.Reason, info?.Domain, status.GetDetail<ResumePoint>(), e);
+            e.StatusCode, e.Status.Detail, info?.Reason, info?.Domain, FindDetail<ResumePoint>(status), e);
     }
 
     /// <summary>The error a <c>google.rpc.Status</c> (the trailer's content) describes.</summary>
     public static TranscribeException FromStatus(Google.Rpc.Status status)
     {
-        var info = status.GetDetail<ErrorInfo>();
+        var info = FindDetail<ErrorInfo>(status);
         return new TranscribeException(
-            (StatusCode)status.Code, status.Message, info?.Reason, info?.Domain, status.GetDetail<ResumePoint>());
+            (StatusCode)status.Code, status.Message, info?.Reason, info?.Domain, FindDetail<ResumePoint>(status));
+    }
+
+    /// <summary>The first detail of type <typeparamref name="T"/> in <paramref name="status"/>, or null.</summary>
+    static T? FindDetail<T>(Google.Rpc.Status status) where T : class, IMessage, new()
+    {
+        foreach (var any in status.Details)
+        {
+            if (any.TryUnpack<T>(out var message))
+            {
+                return message;
+            }
+        }
+        return null;
     }
 }

@@ -46,7 +46,7 @@ public sealed class TranscribeStream : IAsyncDisposable
     readonly int? _frame;
     readonly KeptAudio _kept;
     readonly Channel<StreamTranscribeResponse> _responses =
-        Channel.CreateBounded<StreamTranscribeResponse>(ReadAhead);
+        System.Threading.Channels.Channel.CreateBounded<StreamTranscribeResponse>(ReadAhead);
     readonly SemaphoreSlim _writeLock = new(1, 1);
     readonly CancellationTokenSource _cts;
     readonly Dictionary<uint, double> _commits = [];
