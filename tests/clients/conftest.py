@@ -13,6 +13,10 @@
   (`tests/support/replicas.py`); `gateway_replicas.address` is nginx's, and
   `gateway_replicas.terminate_serving()` SIGTERMs the replica serving the open stream. Fresh
   for each test.
+- `standin_replicas`: the same fleet relaying to the scripted Deepgram stand-in
+  (tests/support/standin.py, run on its own event loop thread), which hears each 80 ms block
+  of counter audio as one word `w<n>`: exact transcripts for word-for-word checks.
+  `counter_wav` writes such audio as a WAV file.
 - `progressive_http_server`: serves files over HTTP on 127.0.0.1 with chunked transfer at about
   real-time pace, as an internet radio would; `.url` streams `speech_clip`.
 - `metadata_echo_server`: a stand-in endpoint (plaintext and TLS) that answers UNAUTHENTICATED
@@ -29,6 +33,7 @@ Test modules import the helpers and types from here (`from tests.clients.conftes
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import http.server
@@ -50,6 +55,8 @@ import pytest
 
 from tests.conftest import ROOT, TIMING
 from tests.support import replicas
+from tests.support.standin import SAMPLE_RATE as STANDIN_RATE
+from tests.support.standin import DeepgramStandIn, counter_audio
 
 #: The repository root (the gateway and the clients are run from here).
 REPO = ROOT
@@ -246,6 +253,36 @@ def gateway_replicas(
             yield fleet
     except replicas.FleetError as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture
+def standin_replicas(tmp_path: Path, nginx_bin: str, venv_python: str) -> Iterator[replicas.Fleet]:
+    """Two gateway replicas relaying to one scripted Deepgram stand-in, behind nginx."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="standin", daemon=True)
+    thread.start()
+    standin = DeepgramStandIn()
+    asyncio.run_coroutine_threadsafe(standin.__aenter__(), loop).result(timeout=30)
+    try:
+        with replicas.replica_fleet(tmp_path / "fleet", nginx_bin, standin.url, python=venv_python) as fleet:
+            yield fleet
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
+    finally:
+        asyncio.run_coroutine_threadsafe(standin.__aexit__(None, None, None), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def counter_wav(path: Path, blocks: int) -> Path:
+    """`blocks` blocks of counter audio (w0 ... w<blocks-1>) as a 16 kHz mono WAV file."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(STANDIN_RATE)
+        out.writeframes(counter_audio(0, blocks))
+    return path
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
