@@ -20,7 +20,7 @@ import {
   ENCODINGS, bytesPerSecond, encodingEnum, httpChunks, pace, planFile, planUrl, readableChunks,
   splitChunks,
 } from './lib/audio.js';
-import { DEFAULT_ADDR, TranscribeError, transcribe } from './lib/client.js';
+import { DEFAULT_ADDR } from './lib/defaults.js';
 
 /** The environment variable a token is read from when --token is not given. */
 export const TOKEN_ENV = 'TRANSCRIBE_TOKEN';
@@ -174,6 +174,8 @@ export async function main(argv = process.argv.slice(2)) {
     else cancelCall.abort(); // cancel the call
   };
   process.on('SIGINT', onInterrupt);
+  // gRPC is loaded only now, so that a Ctrl+C during its (slow) import already counts.
+  const { TranscribeError, transcribe } = await import('./lib/client.js');
   try {
     let plan;
     let chunks;

@@ -9,11 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import grpc from '@grpc/grpc-js';
 
 import { contract, statusDetails } from './contract.js';
+import { DEFAULT_ADDR } from './defaults.js';
 import {
   KeptAudio, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
 } from './resume.js';
 
-export const DEFAULT_ADDR = '127.0.0.1:50051';
+export { DEFAULT_ADDR };
 /** Resume settings: on; at most 5 resumes in a row without progress; 60 s of audio kept. */
 export const DEFAULT_RESUME = Object.freeze({
   enabled: true,
