@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -725,7 +726,11 @@ def test_installed_in_a_new_venv_the_readme_program_prints_the_transcript(
     with _new_venv(tmp_path, venv_python) as run:
         pins = _floors() if versions == "floors" else []
         assert pins or versions == "newest"
-        installed = run("pip", "install", str(REPO / "contract"), str(CLIENT_DIR), *pins)
+        # Copies, so that setuptools' build/ directories land in the temporary directory.
+        ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        contract = shutil.copytree(REPO / "contract", tmp_path / "src" / "contract", ignore=ignore)
+        client = shutil.copytree(CLIENT_DIR, tmp_path / "src" / "python", ignore=ignore)
+        installed = run("pip", "install", str(contract), str(client), *pins)
         assert installed.returncode == 0, installed.stderr
         check = run("pip", "check")
         assert check.returncode == 0, check.stdout + check.stderr

@@ -408,7 +408,8 @@ def transcribe_sync(
                 if isinstance(item, asyncio.CancelledError):
                     return
                 raise item
-            state["loop"].call_soon_threadsafe(state["slots"].release)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing left to send
+                state["loop"].call_soon_threadsafe(state["slots"].release)
             yield item
     finally:
         if thread.is_alive():
