@@ -5,6 +5,9 @@
 // - a final, non-empty transcript is printed alone on its line;
 // - with --interim, an interim transcript is printed as `~ ` followed by the text;
 // - with --json, every response is printed instead, one proto3 JSON object per line;
+// - `--file -` streams stdin as it arrives (raw audio: --encoding and --sample-rate);
+// - a stream the gateway ends for a resumable reason (a drain) is resumed on a new call
+//   unless --no-resume; each resume is noted on stderr as `resuming: ...`;
 // - a failure prints `error: <STATUS_NAME>: <message>` to stderr and exits with 1;
 // - the first Ctrl+C ends the audio (half-close: the remaining results still print, exit 0),
 //   a second one cancels the call and exits with 130.
@@ -14,10 +17,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import {
-  ENCODINGS, httpChunks, pace, planFile, planUrl, splitChunks,
+  ENCODINGS, bytesPerSecond, encodingEnum, httpChunks, pace, planFile, planUrl, readableChunks,
+  splitChunks,
 } from './lib/audio.js';
-import { DEFAULT_ADDR, TranscribeError, transcribe } from './lib/client.js';
-import { toJSON } from './lib/json.js';
+import { DEFAULT_ADDR } from './lib/defaults.js';
+
+/** The environment variable a token is read from when --token is not given. */
+export const TOKEN_ENV = 'TRANSCRIBE_TOKEN';
 
 export const DEFAULT_CHUNK_MS = 50;
 export const INTERIM_PREFIX = '~ ';
@@ -30,11 +36,13 @@ const USAGE = `usage: transcribe.js (--file PATH | --url URL) [--addr HOST:PORT]
                      [--language LANG] [--interim] [--smart-format] [--diarize]
                      [--token TOKEN] [--tls] [--ca-file PATH] [--fast] [--json]
                      [--encoding ENCODING] [--sample-rate HZ] [--chunk-ms MS]
+                     [--no-resume]
 
 Stream audio to the transcription gateway and print the transcripts.
 
   --addr HOST:PORT     gateway address (${DEFAULT_ADDR})
-  --file PATH          audio file to stream (WAV, MP3, raw...)
+  --file PATH          audio file to stream (WAV, MP3, raw...); - for stdin, as it
+                       arrives (raw audio: needs --encoding and --sample-rate)
   --url URL            HTTP(S) audio stream to relay (e.g. an internet radio)
   --model MODEL        model name, e.g. nova-3
   --language LANG      BCP-47 language tag, e.g. en-US
@@ -42,6 +50,7 @@ Stream audio to the transcription gateway and print the transcripts.
   --smart-format       turn on smart_format
   --diarize            turn on diarization
   --token TOKEN        client token, sent as 'authorization: Bearer TOKEN'
+                       (default: $${TOKEN_ENV})
   --tls                use TLS (default trust roots)
   --ca-file PATH       PEM roots to trust for TLS (implies --tls)
   --fast               send as fast as possible, no pacing
@@ -49,7 +58,8 @@ Stream audio to the transcription gateway and print the transcripts.
   --encoding ENCODING  raw audio encoding: ${ENCODINGS.join(', ')}
                        (default: from a WAV header, else containerised)
   --sample-rate HZ     sample rate of raw audio
-  --chunk-ms MS        milliseconds of audio per message (${DEFAULT_CHUNK_MS})`;
+  --chunk-ms MS        milliseconds of audio per message (${DEFAULT_CHUNK_MS})
+  --no-resume          do not resume a stream the gateway ends for a drain`;
 
 class UsageError extends Error {}
 
@@ -76,6 +86,7 @@ export function parseFlags(argv) {
       encoding: { type: 'string' },
       'sample-rate': { type: 'string', default: '0' },
       'chunk-ms': { type: 'string', default: String(DEFAULT_CHUNK_MS) },
+      'no-resume': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -87,6 +98,10 @@ export function parseFlags(argv) {
   if (encoding !== null && !ENCODINGS.includes(encoding)) {
     throw new UsageError(`--encoding: invalid choice '${values.encoding}'`);
   }
+  const sampleRate = integer('--sample-rate', values['sample-rate'], 0, 0xffffffff);
+  if (values.file === '-' && (encoding === null || sampleRate === 0)) {
+    throw new UsageError('--file - (stdin) needs --encoding and --sample-rate');
+  }
   return {
     addr: values.addr,
     file: values.file ?? null,
@@ -96,14 +111,15 @@ export function parseFlags(argv) {
     interim: values.interim,
     smartFormat: values['smart-format'],
     diarize: values.diarize,
-    token: values.token ?? null,
+    token: values.token ?? (process.env[TOKEN_ENV] || null),
     tls: values.tls,
     caFile: values['ca-file'] ?? null,
     fast: values.fast,
     json: values.json,
     encoding,
-    sampleRate: integer('--sample-rate', values['sample-rate'], 0, 0xffffffff),
+    sampleRate,
     chunkMs: integer('--chunk-ms', values['chunk-ms'], 1, 3600000),
+    resume: !values['no-resume'],
   };
 }
 
@@ -112,26 +128,24 @@ export function buildConfig(flags, plan) {
   const config = {
     model: flags.model,
     language: flags.language,
-    encoding: plan.encoding === null
-      ? 'AUDIO_ENCODING_UNSPECIFIED'
-      : `AUDIO_ENCODING_${plan.encoding.toUpperCase().replace(/-/g, '_')}`,
-    sample_rate: plan.sampleRate,
+    encoding: encodingEnum(plan.encoding),
+    sampleRate: plan.sampleRate,
     channels: plan.channels > 1 ? plan.channels : 0,
   };
-  if (flags.interim) config.interim_results = true;
-  if (flags.smartFormat) config.smart_format = true;
+  if (flags.interim) config.interimResults = true;
+  if (flags.smartFormat) config.smartFormat = true;
   if (flags.diarize) config.diarize = true;
   return config;
 }
 
 /** The output line for one response, or null when it prints nothing. */
 export function render(response, { interim, json }) {
-  if (json) return toJSON(response);
+  if (json) return JSON.stringify(response); // the proto3 JSON mapping (lib/contract.js)
   if (response.response !== 'result') return null;
   const result = response.result;
   const text = (result.alternatives?.[0]?.transcript ?? '').trim();
   if (text === '') return null;
-  if (result.is_final) return text;
+  if (result.isFinal) return text;
   return interim ? INTERIM_PREFIX + text : null;
 }
 
@@ -160,6 +174,8 @@ export async function main(argv = process.argv.slice(2)) {
     else cancelCall.abort(); // cancel the call
   };
   process.on('SIGINT', onInterrupt);
+  // gRPC is loaded only now, so that a Ctrl+C during its (slow) import already counts.
+  const { TranscribeError, transcribe } = await import('./lib/client.js');
   try {
     let plan;
     let chunks;
@@ -167,6 +183,9 @@ export async function main(argv = process.argv.slice(2)) {
     if (flags.url !== null) {
       plan = planUrl(flags);
       chunks = httpChunks(flags.url, stopAudio.signal);
+    } else if (flags.file === '-') {
+      plan = planStdin(flags);
+      chunks = readableChunks(process.stdin, plan.chunkSize, plan.frame);
     } else {
       let data;
       try {
@@ -177,13 +196,20 @@ export async function main(argv = process.argv.slice(2)) {
       plan = planFile(data, flags);
       chunks = splitChunks(plan.payload, plan.chunkSize);
     }
-    if (plan.rate !== null && !flags.fast) chunks = pace(chunks, plan.rate, stopAudio.signal);
+    if (plan.rate !== null && !flags.fast && plan.paced !== false) chunks = pace(chunks, plan.rate, stopAudio.signal);
     const source = inputErrors(until(stopAudio.signal, chunks), label);
     // Fail on an unreachable URL before opening the call.
     const first = await source.next();
     if (first.done && stopAudio.signal.aborted) return EXIT_OK;
     const responses = transcribe(flags.addr, prepend(first, source), buildConfig(flags, plan), {
-      token: flags.token, tls: flags.tls, caFile: flags.caFile, signal: cancelCall.signal,
+      token: flags.token,
+      tls: flags.tls,
+      caFile: flags.caFile,
+      signal: cancelCall.signal,
+      resume: flags.resume ? {} : false,
+      resuming: ({ error, attempt, resumePoint }) => process.stderr.write(
+        `resuming: ${error.message} (attempt ${attempt}, from ${resumePoint.committedSeconds} s)\n`,
+      ),
     });
     for await (const response of responses) {
       const line = render(response, flags);
@@ -202,6 +228,14 @@ export async function main(argv = process.argv.slice(2)) {
 }
 
 class InputError extends Error {}
+
+/** Raw audio on stdin: sent as it arrives, in chunks of at most --chunk-ms. */
+function planStdin({ encoding, sampleRate, chunkMs }) {
+  const rate = bytesPerSecond(encoding, sampleRate);
+  const frame = bytesPerSecond(encoding, 1) ?? 1;
+  const chunkSize = Math.max(frame, Math.floor(Math.floor(((rate ?? 16000) * chunkMs) / 1000) / frame) * frame);
+  return { encoding, sampleRate, channels: 0, rate, chunkSize, frame, paced: false, payload: null };
+}
 
 async function* inputErrors(chunks, label) {
   try {
@@ -232,8 +266,13 @@ function integer(flag, text, min, max) {
   return value;
 }
 
+/** The stderr line for a failure (the same in every client language). */
+export function errorLine(status, message) {
+  return `error: ${status}: ${message}\n`;
+}
+
 function fail(status, message) {
-  process.stderr.write(`error: ${status}: ${message}\n`);
+  process.stderr.write(errorLine(status, message));
   return EXIT_ERROR;
 }
 

@@ -1,29 +1,41 @@
 """Fixtures shared by the client tests of every language (Python, Node, Go, .NET).
 
-- `live_gateway`: a real `python -m gateway serve` subprocess on a free loopback port, with the
-  embedded offline engine (no Deepgram key); yields its `127.0.0.1:PORT`. One per session.
-- `corpus_clip`: a real-speech WAV clip from the shared corpus with its reference transcript,
-  and `recall`, the share of the reference's words a transcript contains.
+- `speech_clip`: the project's own speech, `gateway/samples/hello.wav` (10.6 s, 16 kHz mono
+  linear16), with its reference transcript; `corpus_clip` is the same clip under its old name.
+  `long_speech_clip`: that speech three times with two seconds of silence between, for streams
+  that must last long enough to be disturbed. `Clip.recall` is the share of the reference's
+  words a transcript contains. Nothing here needs ../shared.
+- `shared_engine`: one `python -m transcribe_engine serve` for the session; every gateway
+  below relays to it (`--upstream-url`), so the model is loaded once.
+- `live_gateway`: a real `python -m gateway serve` subprocess on a free loopback port, relaying
+  to `shared_engine`; yields its `127.0.0.1:PORT`. One per session.
+- `nginx_bin`, `gateway_replicas`: two gateway replicas behind the real nginx
+  (`tests/support/replicas.py`); `gateway_replicas.address` is nginx's, and
+  `gateway_replicas.terminate_serving()` SIGTERMs the replica serving the open stream. Fresh
+  for each test.
+- `standin_replicas`: the same fleet relaying to the scripted Deepgram stand-in
+  (tests/support/standin.py, run on its own event loop thread), which hears each 80 ms block
+  of counter audio as one word `w<n>`: exact transcripts for word-for-word checks.
+  `counter_wav` writes such audio as a WAV file.
 - `progressive_http_server`: serves files over HTTP on 127.0.0.1 with chunked transfer at about
-  real-time pace, as an internet radio would; `.url` streams `corpus_clip`.
+  real-time pace, as an internet radio would; `.url` streams `speech_clip`.
 - `metadata_echo_server`: a stand-in endpoint (plaintext and TLS) that answers UNAUTHENTICATED
   with the `authorization` metadata it got, to check `--token`, `--tls` and `--ca-file`.
 - `stalling_server`: a stand-in that never ends a call after the half-close, to check that a
   second Ctrl+C cancels it.
 - `run_client`: runs a client program as a subprocess and returns its exit code and output;
   `interrupt_client`: the same, sending SIGINTs while it runs.
+- `TESTDATA`: the shared test vectors (`clients/testdata/`, see its README).
 
 Test modules import the helpers and types from here (`from tests.clients.conftest import Clip`;
-`tests/clients` is a package like the rest of `tests/`). Nothing here imports `gateway` or a
-client package: the gateway's and the Python client's generated code both define `transcribe.v1`
-in protobuf's default pool and cannot share a process.
+`tests/clients` is a package like the rest of `tests/`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
-import csv
 import http.server
 import os
 import re
@@ -42,14 +54,26 @@ import grpc
 import pytest
 
 from tests.conftest import ROOT, TIMING
+from tests.support import replicas
+from tests.support.standin import SAMPLE_RATE as STANDIN_RATE
+from tests.support.standin import DeepgramStandIn, counter_audio
 
 #: The repository root (the gateway and the clients are run from here).
 REPO = ROOT
 
 #: How long the gateway (and its engine's model load and calibration) may take to start.
 GATEWAY_START_TIMEOUT_S = 180.0
-#: The clip every client transcribes: 11 s of clear archival speech, 16 kHz mono linear16.
-CLIP = "audio/whisper_jfk.wav"
+#: The clip every client transcribes: the project's own synthetic speech (see its README).
+SAMPLE = REPO / "gateway" / "samples" / "hello.wav"
+SAMPLE_TEXT = (
+    "Hello, and welcome to the transcription gateway. This short recording was made for the "
+    "demo, so that anyone can try the service without a network connection."
+)
+#: `long_speech_clip`: the sample this many times, with this much silence between.
+LONG_REPEATS = 3
+LONG_GAP_S = 2.0
+#: The shared test vectors of every client language.
+TESTDATA = REPO / "clients" / "testdata"
 #: How long one client run may take (times `TIMING`).
 CLIENT_TIMEOUT_S = 120.0
 
@@ -118,23 +142,39 @@ class ClientRun:
 
 #: `run_client(args, *, env=None, cwd=None, timeout=CLIENT_TIMEOUT_S) -> ClientRun`
 RunClient = Callable[..., ClientRun]
-#: `interrupt_client(args, *, after_s, env=None, cwd=None, timeout=...) -> ClientRun`
+#: `interrupt_client(args, *, after_s, env=None, cwd=None, timeout=..., started=None) -> ClientRun`
 InterruptClient = Callable[..., ClientRun]
 
 
-def _manifest(corpus: Path) -> dict[str, tuple[str, float]]:
-    with (corpus / "manifest.tsv").open(newline="", encoding="utf-8") as f:
-        return {
-            row["file"]: (row["reference"], float(row["duration_s"]))
-            for row in csv.DictReader(f, delimiter="\t")
-        }
+def _clip(path: Path, reference: str) -> Clip:
+    with wave.open(str(path), "rb") as wav:
+        return Clip(path, reference, wav.getnframes() / wav.getframerate())
 
 
 @pytest.fixture(scope="session")
-def corpus_clip(corpus: Path) -> Clip:
-    """The shared corpus's JFK clip (16 kHz mono linear16 WAV) with its reference transcript."""
-    reference, duration = _manifest(corpus)[CLIP]
-    return Clip(corpus / CLIP, reference, duration)
+def speech_clip() -> Clip:
+    """`gateway/samples/hello.wav` with its reference transcript."""
+    return _clip(SAMPLE, SAMPLE_TEXT)
+
+
+@pytest.fixture(scope="session")
+def corpus_clip(speech_clip: Clip) -> Clip:
+    """The old name of `speech_clip` (the tests once read a clip from ../shared/corpus)."""
+    return speech_clip
+
+
+@pytest.fixture(scope="session")
+def long_speech_clip(tmp_path_factory: pytest.TempPathFactory, speech_clip: Clip) -> Clip:
+    """The sample LONG_REPEATS times with LONG_GAP_S of silence between (about 36 s)."""
+    with wave.open(str(speech_clip.path), "rb") as wav:
+        params = wav.getparams()
+        frames = wav.readframes(wav.getnframes())
+    gap = b"\0" * int(LONG_GAP_S * params.framerate) * params.sampwidth * params.nchannels
+    path = tmp_path_factory.mktemp("speech") / "hello-x3.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(gap.join([frames] * LONG_REPEATS))
+    return _clip(path, " ".join([speech_clip.reference] * LONG_REPEATS))
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +185,20 @@ def venv_python() -> str:
 
 
 @pytest.fixture(scope="session")
-def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> Iterator[str]:
-    """A real gateway (`python -m gateway serve`) with the embedded engine; yields HOST:PORT."""
+def shared_engine(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> Iterator[str]:
+    """One embedded engine (`python -m transcribe_engine serve`) for the session; its ws:// URL."""
+    try:
+        with replicas.engine_process(tmp_path_factory.mktemp("engine"), venv_python) as url:
+            yield url
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def live_gateway(
+    tmp_path_factory: pytest.TempPathFactory, venv_python: str, shared_engine: str
+) -> Iterator[str]:
+    """A real gateway (`python -m gateway serve`) relaying to `shared_engine`; yields HOST:PORT."""
     workdir = tmp_path_factory.mktemp("gateway")
     ready = workdir / "ready"
     log_path = workdir / "gateway.log"
@@ -154,7 +206,7 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> 
     env.pop("GATEWAY_UPSTREAM_URL", None)
     command = [
         venv_python, "-m", "gateway", "serve",
-        "--listen", "127.0.0.1:0", "--ready-file", str(ready),
+        "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--upstream-url", shared_engine,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -171,6 +223,66 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory, venv_python: str) -> 
         yield ready.read_text().strip()
     finally:
         _stop(process)
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """nginx from `.tools/bin`; missing, it fails the test on CI and skips it elsewhere."""
+    found = replicas.find_tool("nginx")
+    if found is None:
+        reason = "nginx is not installed (run bash tools/install-ops-tools.sh)"
+        if _on_ci():
+            pytest.fail(f"{reason}; CI must install it before the tests")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def gateway_replicas(
+    tmp_path: Path, nginx_bin: str, shared_engine: str, venv_python: str
+) -> Iterator[replicas.Fleet]:
+    """Two gateway replicas relaying to `shared_engine`, behind nginx; fresh for each test."""
+    try:
+        with replicas.replica_fleet(
+            tmp_path / "fleet", nginx_bin, shared_engine, python=venv_python
+        ) as fleet:
+            yield fleet
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def standin_replicas(tmp_path: Path, nginx_bin: str, venv_python: str) -> Iterator[replicas.Fleet]:
+    """Two gateway replicas relaying to one scripted Deepgram stand-in, behind nginx."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="standin", daemon=True)
+    thread.start()
+    standin = DeepgramStandIn()
+    asyncio.run_coroutine_threadsafe(standin.__aenter__(), loop).result(timeout=30)
+    try:
+        with replicas.replica_fleet(tmp_path / "fleet", nginx_bin, standin.url, python=venv_python) as fleet:
+            yield fleet
+    except replicas.FleetError as exc:
+        pytest.fail(str(exc))
+    finally:
+        asyncio.run_coroutine_threadsafe(standin.__aexit__(None, None, None), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def counter_wav(path: Path, blocks: int) -> Path:
+    """`blocks` blocks of counter audio (w0 ... w<blocks-1>) as a 16 kHz mono WAV file."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(STANDIN_RATE)
+        out.writeframes(counter_audio(0, blocks))
+    return path
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
@@ -218,7 +330,8 @@ def interrupt_client() -> InterruptClient:
     """Runs `args`, sends SIGINT after each delay of `after_s` (seconds, cumulative), and waits.
 
     `interrupt_client(args, after_s=[3.0, 0.2])` interrupts 3 s after the start, then again
-    0.2 s later.
+    0.2 s later. With `started`, the delays count from when `started()` is first true (say,
+    when a stand-in has seen the call), so a slow start-up does not eat them.
     """
 
     def run(
@@ -228,6 +341,7 @@ def interrupt_client() -> InterruptClient:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         timeout: float = CLIENT_TIMEOUT_S,
+        started: Callable[[], bool] | None = None,
     ) -> ClientRun:
         with subprocess.Popen(
             list(args),
@@ -238,6 +352,11 @@ def interrupt_client() -> InterruptClient:
             stderr=subprocess.PIPE,
             text=True,
         ) as process:
+            deadline = time.monotonic() + timeout * TIMING
+            while started is not None and not started() and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)  # a stand-in's counter, updated on its own thread
             for delay in after_s:
                 time.sleep(delay)  # a sync fixture in a subprocess driver: no event loop here
                 if process.poll() is None:
@@ -277,8 +396,8 @@ def _wav_byte_rate(path: Path) -> float | None:
 
 
 @pytest.fixture(scope="session")
-def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
-    """Serves files with chunked transfer at about real-time pace; `.url` streams `corpus_clip`."""
+def progressive_http_server(speech_clip: Clip) -> Iterator[ProgressiveServer]:
+    """Serves files with chunked transfer at about real-time pace; `.url` streams `speech_clip`."""
     files: dict[str, tuple[Path, float]] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -319,7 +438,7 @@ def progressive_http_server(corpus_clip: Clip) -> Iterator[ProgressiveServer]:
     thread.start()
     host, port = server.server_address[:2]
     progressive = ProgressiveServer(base_url=f"http://{host!s}:{port}", _files=files)
-    progressive.url = progressive.url_for(corpus_clip.path)
+    progressive.url = progressive.url_for(speech_clip.path)
     try:
         yield progressive
     finally:
@@ -392,11 +511,12 @@ class StallingServer:
     """A stand-in `StreamTranscribe` endpoint that sends `session_started`, reads the audio, and
     after the client's half-close never ends the call: only a client cancel ends it.
 
-    `half_closes` counts the calls whose request stream was half-closed; `cancels` those that
-    the client then cancelled.
+    `calls` counts the calls opened; `half_closes` those whose request stream was half-closed;
+    `cancels` those that the client then cancelled.
     """
 
     addr: str
+    calls: int = 0
     half_closes: int = 0
     cancels: int = 0
 
@@ -408,6 +528,8 @@ def stalling_server() -> Iterator[StallingServer]:
     lock = threading.Lock()
 
     def stream_transcribe(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        with lock:
+            stand_in.calls += 1
         yield _SESSION_STARTED
         for _ in requests:
             pass

@@ -9,10 +9,14 @@ progressive HTTP server and the subprocess runners.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from tests.clients.conftest import (
+    CLIENT_TIMEOUT_S,
     REPO,
     ClientRun,
     Clip,
@@ -21,6 +25,8 @@ from tests.clients.conftest import (
     RunClient,
     words,
 )
+from tests.conftest import TIMING
+from tests.support.replicas import Fleet
 
 #: The largest word error rate accepted against the corpus reference. Whisper tiny.en gets the
 #: clip nearly right; this leaves room for a word or two, never for a wrong or missing transcript.
@@ -194,3 +200,75 @@ def check_second_interrupt(client: Sequence[str], addr: str, clip: Clip, interru
     run = interrupt([*client, "--addr", addr, "--file", str(clip.path)], after_s=[3.0, 0.2])
     assert run.returncode == 130, run.describe()
     assert run.stderr == "error: CANCELLED: interrupted\n", run.describe()
+
+
+def run_disturbed(
+    command: Sequence[str],
+    fleet: Fleet,
+    trigger: Callable[[list[str]], bool],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ClientRun:
+    """Runs a client against `fleet`; once its stdout lines so far satisfy `trigger`, SIGTERMs
+    the replica serving its stream (once), and waits for the client to end."""
+    with subprocess.Popen(
+        list(command),
+        cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if not fleet.terminated and trigger([x.strip() for x in lines if x.strip()]):
+                fleet.terminate_serving()
+        try:
+            process.wait(timeout=CLIENT_TIMEOUT_S * TIMING)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        stderr = process.stderr.read()
+    return ClientRun(command, process.returncode, "".join(lines), stderr)
+
+
+def check_rolling_restart_counter(client: Sequence[str], fleet: Fleet, wav: Path, blocks: int) -> None:
+    """Counter audio at real time through nginx; the serving replica is SIGTERMed after 40
+    words: the transcript is w0 ... w<blocks-1> exactly (0 lost, 0 repeated), exit 0, one
+    resume reported on stderr."""
+    run = run_disturbed(
+        [*client, "--addr", fleet.address, "--file", str(wav)],
+        fleet,
+        lambda lines: len(words(" ".join(lines))) >= 40,
+    )
+    assert run.returncode == 0, run.describe()
+    assert len(fleet.terminated) == 1, run.describe()
+    assert words(run.stdout) == [f"w{n}" for n in range(blocks)], run.describe()
+    resumes = [line for line in run.stderr.splitlines() if line.startswith("resuming: UNAVAILABLE: ")]
+    assert len(resumes) == 1, run.describe()
+
+
+def check_rolling_restart_speech(client: Sequence[str], fleet: Fleet, clip: Clip) -> None:
+    """Real speech (three repetitions) through nginx; the serving replica is SIGTERMed in the
+    pause after the first repetition: each repetition is transcribed once (its first and last
+    words appear three times), and the JSON times only move forward."""
+    run = run_disturbed(
+        [*client, "--addr", fleet.address, "--file", str(clip.path), "--json"],
+        fleet,
+        lambda lines: '"connection' in lines[-1] if lines else False,
+    )
+    assert run.returncode == 0, run.describe()
+    assert len(fleet.terminated) == 1, run.describe()
+    objects = json_lines(run)
+    assert [next(iter(o)) for o in objects].count("sessionStarted") == 1, run.describe()
+    assert list(objects[-1]) == ["summary"], run.describe()
+    results = [o["result"] for o in objects if "result" in o and o["result"].get("isFinal")]
+    text = " ".join(r["alternatives"][0].get("transcript", "") for r in results if r.get("alternatives"))
+    said = words(text)
+    for boundary in ("hello", "welcome", "gateway", "connection"):
+        assert said.count(boundary) == 3, run.describe()
+    starts = [r.get("startSeconds", 0) for r in results]
+    assert starts == sorted(starts), run.describe()

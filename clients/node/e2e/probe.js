@@ -4,8 +4,9 @@
 
 import { readFileSync } from 'node:fs';
 
-import { parseWav, splitChunks } from '../lib/audio.js';
-import { TranscribeError, transcribe } from '../lib/client.js';
+import {
+  TranscribeClient, TranscribeError, parseWav, splitChunks, transcribe,
+} from '../lib/index.js';
 
 function pcm(clip) {
   const data = readFileSync(clip);
@@ -13,11 +14,11 @@ function pcm(clip) {
   return { pcm: data.subarray(wav.dataOffset, wav.dataOffset + wav.dataSize), rate: wav.sampleRate };
 }
 
-const linear16 = (rate) => ({ encoding: 'AUDIO_ENCODING_LINEAR16', sample_rate: rate });
+const linear16 = (rate) => ({ encoding: 'AUDIO_ENCODING_LINEAR16', sampleRate: rate });
 
 function record(responses) {
   const finals = responses
-    .filter((r) => r.response === 'result' && r.result.is_final && r.result.alternatives.length)
+    .filter((r) => r.response === 'result' && r.result.isFinal && r.result.alternatives.length)
     .map((r) => r.result.alternatives[0].transcript);
   return { kinds: responses.map((r) => r.response), transcript: finals.join(' ') };
 }
@@ -40,6 +41,20 @@ const scenarios = {
       throw err;
     }
     return { status: 'OK' };
+  },
+  async stream(addr, clip) {
+    // The stream API by hand: send, finalize, end, read concurrently.
+    const { pcm: audio, rate } = pcm(clip);
+    const client = new TranscribeClient(addr);
+    const stream = client.stream(linear16(rate));
+    const responses = [];
+    const reading = (async () => { for await (const r of stream) responses.push(r); })();
+    for (const chunk of splitChunks(audio, rate / 10)) await stream.send(chunk);
+    await stream.finalize();
+    await stream.end();
+    await reading;
+    client.close();
+    return { ...record(responses), fromFinalize: responses.some((r) => r.result?.fromFinalize) };
   },
   async audio_failure(addr, clip) {
     const { pcm: audio, rate } = pcm(clip);

@@ -2,6 +2,11 @@
 //
 // The plain functions (parseWav, bytesPerSecond, planFile, planUrl) do no I/O; the async
 // generators produce Buffers ready to be sent as `StreamTranscribeRequest.audio`.
+//
+// The WAV header is read here rather than with an npm package: the maintained readers
+// (wavefile, node-wav) take a whole file and decode its samples, while this only needs the
+// header's few fields and the data chunk's position, also for a WAV written to a pipe whose
+// data size is unknown (0 or 0xFFFFFFFF). The rules are clients/testdata/README.md's.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -68,13 +73,19 @@ export function parseWav(data) {
         ...fmt,
         dataOffset: body,
         dataSize,
-        isLinear16: (fmt.formatTag === WAVE_FORMAT_PCM || fmt.formatTag === WAVE_FORMAT_EXTENSIBLE)
-          && fmt.bitsPerSample === 16,
+        isIntegerPcm: fmt.formatTag === WAVE_FORMAT_PCM,
+        isLinear16: fmt.formatTag === WAVE_FORMAT_PCM && fmt.bitsPerSample === 16,
       };
     }
     pos = body + size + (size & 1); // chunks are padded to an even size
   }
   throw new WavError('no data chunk');
+}
+
+/** The `AudioEncoding` enum name of a Deepgram encoding name (`linear16`), or UNSPECIFIED. */
+export function encodingEnum(encoding) {
+  if (encoding === null || encoding === undefined) return 'AUDIO_ENCODING_UNSPECIFIED';
+  return `AUDIO_ENCODING_${encoding.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** Byte rate of raw audio in `encoding` (a Deepgram name such as `linear16`), or null. */
@@ -112,16 +123,40 @@ export function planFile(data, { encoding, sampleRate, chunkMs }) {
       || (wav !== null ? wav.byteRate : 0) || FALLBACK_BYTES_PER_SECOND;
     if (sampleRate) frame = bytesPerSecond(encoding, 1, channels) || 1;
   } else {
-    rate = (wav !== null ? wav.byteRate : 0) || FALLBACK_BYTES_PER_SECOND;
+    // Integer PCM of another width has a meaningful byte rate; float or compressed audio not.
+    rate = (wav !== null && wav.isIntegerPcm ? wav.byteRate : 0) || FALLBACK_BYTES_PER_SECOND;
   }
   const chunkSize = Math.max(frame, Math.floor(Math.floor((rate * chunkMs) / 1000) / frame) * frame);
-  return { encoding, sampleRate, channels, rate, chunkSize, payload };
+  return { encoding, sampleRate, channels, rate, chunkSize, frame, payload };
 }
 
 /** What to send for an HTTP stream: its bytes as they arrive, paced if the rate is known. */
 export function planUrl({ encoding, sampleRate }) {
   const rate = encoding !== null ? bytesPerSecond(encoding, sampleRate) : null;
   return { encoding, sampleRate, channels: 0, rate, chunkSize: 0, payload: null };
+}
+
+/**
+ * Yields the bytes of `readable` (stdin, a pipe) as they arrive, in pieces of at most
+ * `maxBytes` and whole `frame`s (a partial frame waits for the rest). Nothing is paced: the
+ * source sets the pace.
+ * @param {AsyncIterable<Buffer>} readable
+ * @param {number} maxBytes
+ * @param {number} [frame]
+ */
+export async function* readableChunks(readable, maxBytes, frame = 1) {
+  if (!(maxBytes >= frame && frame > 0)) throw new RangeError('maxBytes must hold a frame');
+  let rest = Buffer.alloc(0);
+  for await (const data of readable) {
+    let buffer = rest.length > 0 ? Buffer.concat([rest, data]) : Buffer.from(data);
+    const whole = buffer.length - (buffer.length % frame);
+    for (let start = 0; start < whole; start += maxBytes) {
+      yield buffer.subarray(start, Math.min(start + maxBytes, whole));
+    }
+    rest = buffer.subarray(whole);
+    buffer = null;
+  }
+  if (rest.length > 0) yield rest; // a truncated last frame: the gateway says what it makes of it
 }
 
 /** Cuts `data` into chunks of `size` bytes (the last one may be shorter). */

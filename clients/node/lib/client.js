@@ -1,72 +1,60 @@
-// Open one `StreamTranscribe` call and iterate its responses.
-//
-// The contract is loaded at run time from proto/transcribe/v1/transcribe.proto with
-// @grpc/proto-loader (keepCase, longs as String, enums as String, defaults, oneofs), so
-// messages are plain objects with the proto's snake_case field names.
+// The client: one `StreamTranscribe` call per stream, resumed on a new call when the gateway
+// ends it UNAVAILABLE with a ResumePoint (a drain during a rolling restart, or its upstream
+// retries exhausted), so that the application reads one continuous transcript.
 
+import { EventEmitter, once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
 
-/** The contract, two levels up from this package (clients/node -> the repository root). */
-export const PROTO_PATH = fileURLToPath(
-  new URL('../../../proto/transcribe/v1/transcribe.proto', import.meta.url),
-);
-export const DEFAULT_ADDR = '127.0.0.1:50051';
-export const LOADER_OPTIONS = {
-  keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
-};
+import { contract, statusDetails } from './contract.js';
+import { DEFAULT_ADDR } from './defaults.js';
+import {
+  KeptAudio, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
+} from './resume.js';
 
-const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
-const RESUME_POINT_URL = 'type.googleapis.com/transcribe.v1.ResumePoint';
+export { DEFAULT_ADDR };
+/** Resume settings: on; at most 5 resumes in a row without progress; 60 s of audio kept. */
+export const DEFAULT_RESUME = Object.freeze({
+  enabled: true,
+  maxAttempts: 5,
+  maxBufferSeconds: 60,
+  initialBackoffMs: 250,
+  maxBackoffMs: 5000,
+  backoffMultiplier: 2,
+});
+/** Responses read ahead of the application before the call stops reading (flow control). */
+const READ_AHEAD = 64;
 
-let loaded = null;
-
-/** Loads the contract once: the service client constructor and the message schema. */
-export function loadContract(protoPath = PROTO_PATH) {
-  if (loaded !== null && loaded.protoPath === protoPath) return loaded;
-  const definition = protoLoader.loadSync(protoPath, LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(definition);
-  // The same file through protobufjs: field types and oneof membership for the JSON mapping.
-  const schema = new protobuf.Root().loadSync(protoPath, { keepCase: true });
-  schema.resolveAll();
-  // google.rpc.Status, to read the rich error details of a failed call.
-  const rpc = protobuf.parse(`syntax = "proto3"; package google.rpc;
-    message Any { string type_url = 1; bytes value = 2; }
-    message Status { int32 code = 1; string message = 2; repeated Any details = 3; }`).root;
-  loaded = {
-    protoPath,
-    TranscribeService: pkg.transcribe.v1.TranscribeService,
-    schema,
-    statusType: rpc.lookupType('google.rpc.Status'),
-  };
-  return loaded;
+/** The canonical name of a gRPC status code, such as `INVALID_ARGUMENT`. */
+export function statusName(code) {
+  return grpc.status[code] ?? 'UNKNOWN';
 }
 
-/** A `StreamTranscribe` call ended with a non-OK gRPC status. */
+/** A stream ended with a non-OK gRPC status (after any resumes). */
 export class TranscribeError extends Error {
   /**
    * @param {number} code the gRPC status code
    * @param {string} details the status message
-   * @param {object|null} resumePoint the `ResumePoint` from the status details, if any
+   * @param {{reason?: string|null, domain?: string|null, resumePoint?: object|null}} [info]
+   *   the ErrorInfo reason and domain and the ResumePoint from the status details
    */
-  constructor(code, details, resumePoint = null) {
+  constructor(code, details, { reason = null, domain = null, resumePoint = null } = {}) {
     super(`${statusName(code)}: ${details}`);
     this.name = 'TranscribeError';
     this.code = code;
     this.statusName = statusName(code);
     this.details = details;
+    this.reason = reason;
+    this.domain = domain;
     this.resumePoint = resumePoint;
   }
-}
 
-/** The canonical name of a gRPC status code, such as `INVALID_ARGUMENT`. */
-export function statusName(code) {
-  return grpc.status[code] ?? 'UNKNOWN';
+  /** The error of a failed grpc-js call, with what its status details say. */
+  static fromCall(err) {
+    return new TranscribeError(err.code, err.details ?? String(err.message), statusDetails(err.metadata));
+  }
 }
 
 /** Channel credentials: TLS with `caFile` (PEM) or the default roots, else plaintext. */
@@ -83,86 +71,362 @@ export function callMetadata(token = null, extra = []) {
   return metadata;
 }
 
-/**
- * Transcribes `audio` through the gateway at `addr` and yields every response.
- *
- * Sends `config` first, then one `audio` request per chunk (respecting flow control), then
- * half-closes. If `audio` throws, the stream is half-closed there too and its error is thrown
- * once the gateway has sent the results for the audio it got. A non-OK status throws
- * `TranscribeError`. Leaving the loop early (break, return) or aborting `signal` cancels the
- * call (aborting throws `TranscribeError` CANCELLED).
- *
- * @param {string} addr gateway `HOST:PORT`
- * @param {Iterable<Buffer>|AsyncIterable<Buffer>} audio
- * @param {object} config a `StreamingConfig` (snake_case fields, enum names as strings)
- * @param {{token?: string|null, tls?: boolean, caFile?: string|null,
- *          metadata?: Array<[string, string]>, deadline?: Date|number|null,
- *          signal?: AbortSignal}} [options]
- * @returns {AsyncGenerator<object>} `StreamTranscribeResponse` objects
- */
-export async function* transcribe(addr, audio, config = {}, options = {}) {
-  const {
-    token = null, tls = false, caFile = null, metadata = [], deadline = null, signal = null,
-  } = options;
-  const { TranscribeService, statusType } = loadContract();
-  const client = new TranscribeService(addr, channelCredentials({ tls, caFile }));
-  const call = client.StreamTranscribe(
-    callMetadata(token, metadata),
-    deadline !== null ? { deadline } : {},
-  );
-  // Errors are read through the async iterator; this keeps an unread 'error' from throwing.
-  call.on('error', () => {});
-  // Aborted once the call is over, so that a write waiting for 'drain' gives up.
-  const over = new AbortController();
-  call.once('status', () => over.abort());
-  call.once('close', () => over.abort());
-  const cancel = () => call.cancel();
-  if (signal?.aborted) cancel();
-  signal?.addEventListener('abort', cancel, { once: true });
-  let audioError = null;
-  const send = async (request) => {
-    if (!call.write(request)) await once(call, 'drain', { signal: over.signal });
-  };
-  const writing = (async () => {
-    try {
-      await send({ config });
-      for await (const chunk of audio) {
-        if (over.signal.aborted || call.writableEnded) return;
-        if (chunk.length > 0) await send({ audio: chunk });
-      }
-    } catch (err) {
-      if (!over.signal.aborted) audioError = err; // else: the call ended, its status says why
-    } finally {
-      if (!call.writableEnded && !over.signal.aborted) call.end();
-    }
-  })();
-  let finished = false;
-  try {
-    for await (const response of call) yield response;
-    finished = true;
-  } catch (err) {
-    if (typeof err?.code === 'number' && 'details' in err) {
-      throw new TranscribeError(err.code, err.details, resumePoint(err.metadata, statusType));
-    }
-    throw err;
-  } finally {
-    signal?.removeEventListener('abort', cancel);
-    if (!finished) call.cancel();
-    over.abort();
-    client.close();
+/** A connection to one gateway address (behind a balancer: any of its replicas). */
+export class TranscribeClient {
+  #client;
+
+  /**
+   * @param {string} [addr] `HOST:PORT`
+   * @param {{token?: string|null, tls?: boolean, caFile?: string|null,
+   *          metadata?: Array<[string, string]>, resume?: Partial<typeof DEFAULT_RESUME>|false}} [options]
+   */
+  constructor(addr = DEFAULT_ADDR, options = {}) {
+    const { token = null, tls = false, caFile = null, metadata = [], resume = {} } = options;
+    const { Client } = contract();
+    this.addr = addr;
+    this.#client = new Client(addr, channelCredentials({ tls, caFile }));
+    this.metadata = () => callMetadata(token, metadata);
+    this.resume = resume === false ? { ...DEFAULT_RESUME, enabled: false } : { ...DEFAULT_RESUME, ...resume };
   }
-  // The gateway ends a call with OK only after the half-close, so the writer is done by now.
-  await writing;
-  if (audioError !== null) throw audioError;
+
+  /**
+   * Opens a stream: `config` (a `StreamingConfig`, camelCase, enums by name) is sent first.
+   * @param {object} config
+   * @param {{signal?: AbortSignal, deadline?: Date|number}} [options]
+   */
+  stream(config = {}, options = {}) {
+    return new TranscribeStream(this, this.#client, config, options);
+  }
+
+  /**
+   * Streams `audio` (an iterable or async iterable of Buffers) and yields every response.
+   * When `audio` throws, the stream is half-closed there and its error is thrown after the
+   * results of the audio sent. Leaving the loop early cancels the stream.
+   */
+  async *transcribe(audio, config = {}, options = {}) {
+    const stream = this.stream(config, options);
+    for (const name of ['resuming', 'resumed']) {
+      if (options[name]) stream.on(name, options[name]);
+    }
+    let audioError = null;
+    const writing = (async () => {
+      try {
+        for await (const chunk of audio) {
+          if (stream.closed) return;
+          await stream.send(chunk);
+        }
+      } catch (err) {
+        if (!stream.closed) audioError = err;
+      } finally {
+        if (!stream.closed) await stream.end().catch(() => {});
+      }
+    })();
+    let finished = false;
+    try {
+      yield* stream;
+      finished = true;
+    } finally {
+      if (!finished) stream.cancel(); // and the writer stops at its next chunk
+    }
+    // The gateway ends a call with OK only after the half-close, so the writer is done by now.
+    await writing;
+    if (audioError !== null) throw audioError;
+  }
+
+  /** Closes the channel (open streams are cancelled). */
+  close() {
+    this.#client.close();
+  }
 }
 
-/** The `ResumePoint` in a failed call's status details, or null. */
-function resumePoint(metadata, statusType) {
-  const [raw] = metadata?.get(STATUS_DETAILS_KEY) ?? [];
-  if (!Buffer.isBuffer(raw)) return null;
-  const status = statusType.decode(raw);
-  const detail = status.details.find((any) => any.type_url === RESUME_POINT_URL);
-  if (detail === undefined) return null;
-  const type = loadContract().schema.lookupType('transcribe.v1.ResumePoint');
-  return type.toObject(type.decode(detail.value), { longs: String, defaults: true });
+/**
+ * One transcription: `send` audio, `finalize`, `end`, and read the responses with
+ * `for await`. Events: `resuming` `{attempt, error, resumePoint, delayMs, resendBytes,
+ * summary}` before a new call is opened (`summary`: the failed call's, or null), `resumed`
+ * `{attempt, sessionId, startOffsetSeconds}` once it has started. The application sees one
+ * session: a resumed call's `sessionStarted` and a failed call's `summary` are not yielded.
+ * Await each `send` before the next.
+ */
+export class TranscribeStream extends EventEmitter {
+  #owner;
+  #client;
+  #config;
+  #options;
+  #frame;
+  #kept;
+  #queue = [];
+  #wakeReader = null;
+  #wakePump = null;
+  #done = false;
+  #error = null;
+  #call = null;
+  #ready;
+  #ended = false;
+  #cancelled = false;
+  #streamStartByte = 0;
+  #streamStartOffset;
+  #attempt = 0;
+  #calls = 0;
+  #started = false;
+  #commits = new Map();
+  #abort = () => this.cancel();
+
+  constructor(owner, client, config, options) {
+    super();
+    this.#owner = owner;
+    this.#client = client;
+    this.#config = { ...config };
+    this.#options = options;
+    this.#frame = frameBytes(this.#config);
+    const { enabled, maxBufferSeconds } = owner.resume;
+    const bytesPerSecond = this.#frame === null ? 0 : this.#frame * this.#config.sampleRate;
+    // Containerised audio cannot be cut at a time: nothing is kept and nothing resumed.
+    this.#kept = new KeptAudio(enabled ? Math.floor(maxBufferSeconds * bytesPerSecond) : 0);
+    this.#streamStartOffset = this.#config.startOffsetSeconds ?? 0;
+    options.signal?.addEventListener('abort', this.#abort, { once: true });
+    this.#ready = this.#open(this.#config, []);
+    if (options.signal?.aborted) this.cancel();
+  }
+
+  /** True once the stream is over (ended by the gateway, failed or cancelled). */
+  get closed() {
+    return this.#done;
+  }
+
+  /** Sends one chunk of audio (respecting flow control; kept until committed). */
+  async send(chunk) {
+    if (this.#ended) throw new Error('send after end()');
+    if (chunk.length === 0) return;
+    await this.#write({ audio: chunk }, chunk);
+  }
+
+  /** Asks for the results of the audio sent so far to come back final. */
+  async finalize() {
+    await this.#write({ control: { finalize: {} } }, null);
+  }
+
+  /** Half-closes: no more audio; the remaining results follow, then the stream ends. */
+  async end() {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.#ready;
+    if (!this.#done && !this.#call.writableEnded) this.#call.end();
+  }
+
+  /** Cancels the stream: reading throws TranscribeError CANCELLED. */
+  cancel() {
+    this.#cancelled = true;
+    this.#call?.cancel();
+  }
+
+  async *[Symbol.asyncIterator]() {
+    try {
+      for (;;) {
+        if (this.#queue.length > 0) {
+          const response = this.#queue.shift();
+          this.#wakePump?.();
+          yield response;
+        } else if (this.#done) {
+          if (this.#error !== null) throw this.#error;
+          return;
+        } else {
+          await new Promise((resolve) => { this.#wakeReader = resolve; });
+          this.#wakeReader = null;
+        }
+      }
+    } finally {
+      if (!this.#done) this.cancel();
+    }
+  }
+
+  async #write(request, audio) {
+    await this.#ready;
+    if (this.#done) throw this.#error ?? new Error('the stream is over');
+    const call = this.#call;
+    if (audio !== null) this.#kept.append(audio);
+    // A write into a call that is failing still counts: the audio is kept and resent.
+    if (!call.write(request)) await drained(call);
+  }
+
+  /** Opens a call, sends the config and `replay`, and starts reading it. */
+  async #open(config, replay) {
+    const call = this.#client.StreamTranscribe(
+      this.#owner.metadata(),
+      this.#options.deadline != null ? { deadline: this.#options.deadline } : {},
+    );
+    this.#call = call;
+    this.#calls += 1;
+    this.#started = false;
+    call.on('error', () => {}); // read through the iterator below
+    if (this.#cancelled) call.cancel();
+    call.write({ config });
+    for (const chunk of replay) {
+      if (!call.write({ audio: chunk })) await drained(call);
+    }
+    if (this.#ended && !call.writableEnded) call.end();
+    this.#pump(call);
+  }
+
+  async #pump(call) {
+    // A call's summary is its last response; it is held until the call's end says whether
+    // the transcription is over (then it is yielded) or goes on on a new call (then the
+    // `resuming` event carries it, and the application reads one summary, at the end).
+    let summary = null;
+    try {
+      for await (const response of call) {
+        if (!this.#accept(response)) continue;
+        if (response.response === 'summary') summary = response;
+        else await this.#push(response);
+      }
+      if (summary !== null) await this.#push(summary);
+      this.#finish(null);
+    } catch (err) {
+      const error = typeof err?.code === 'number' ? TranscribeError.fromCall(err) : err;
+      if (!this.#resumable(error)) {
+        if (summary !== null) await this.#push(summary);
+        this.#finish(error);
+        return;
+      }
+      this.#ready = this.#resume(error, summary);
+    }
+  }
+
+  /** Queues a response for the reader; waits while READ_AHEAD are unread (flow control). */
+  async #push(response) {
+    this.#queue.push(response);
+    this.#wakeReader?.();
+    while (this.#queue.length >= READ_AHEAD && !this.#done) {
+      await new Promise((resolve) => { this.#wakePump = resolve; });
+      this.#wakePump = null;
+    }
+  }
+
+  /** Tracks commits and resumes from a response; false for one the application never sees. */
+  #accept(response) {
+    if (response.response === 'sessionStarted') this.#started = true;
+    if (response.response === 'sessionStarted' && this.#calls > 1) {
+      this.emit('resumed', {
+        attempt: this.#attempt,
+        sessionId: response.sessionStarted.sessionId,
+        startOffsetSeconds: this.#streamStartOffset,
+      });
+      return false;
+    }
+    if (response.response === 'result' && response.result.isFinal && this.#frame !== null) {
+      const { result } = response;
+      const end = result.startSeconds + result.durationSeconds;
+      this.#commits.set(result.channelIndex, Math.max(end, this.#commits.get(result.channelIndex) ?? 0));
+      if (this.#commits.size >= Math.max(this.#config.channels ?? 0, 1)) {
+        const committed = Math.min(...this.#commits.values());
+        const byte = keepFromByte({
+          streamStartByte: this.#streamStartByte,
+          streamStartOffsetSeconds: this.#streamStartOffset,
+          committedSeconds: committed,
+          sampleRate: this.#config.sampleRate,
+          frameBytes: this.#frame,
+        });
+        if (byte > this.#streamStartByte) this.#attempt = 0; // progress: the count starts again
+        this.#kept.dropBefore(byte);
+      }
+    }
+    return true;
+  }
+
+  #resumable(error) {
+    return this.#owner.resume.enabled && !this.#cancelled && error instanceof TranscribeError
+      && shouldResume(error.code, this.#resumePoint(error))
+      && this.#attempt < this.#owner.resume.maxAttempts;
+  }
+
+  /**
+   * Where to resume after `error`: its ResumePoint; or, for a resumed call that failed before
+   * its session started (a balancer with no replica ready yet), the point it resumed from.
+   */
+  #resumePoint(error) {
+    if (error.resumePoint !== null) return error.resumePoint;
+    if (this.#calls > 1 && !this.#started) {
+      return { committedSeconds: this.#streamStartOffset, committedBytes: '0', receivedSeconds: 0 };
+    }
+    return null;
+  }
+
+  async #resume(error, summary) {
+    const resumePoint = this.#resumePoint(error);
+    const plan = planResume({
+      frameBytes: this.#frame,
+      streamStartByte: this.#streamStartByte,
+      keptFromByte: this.#kept.keptFromByte,
+      sentBytes: this.#kept.sentBytes,
+      resumePoint,
+    });
+    if (!plan.resumable) {
+      this.#finish(error);
+      return;
+    }
+    this.#attempt += 1;
+    const settings = this.#owner.resume;
+    const delayMs = backoffMs(this.#attempt, {
+      initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs, multiplier: settings.backoffMultiplier,
+    });
+    this.emit('resuming', {
+      attempt: this.#attempt, error, resumePoint, delayMs, resendBytes: plan.resendBytes, summary,
+    });
+    try {
+      await sleep(delayMs, undefined, { signal: this.#options.signal ?? undefined });
+    } catch {
+      this.#finish(new TranscribeError(grpc.status.CANCELLED, 'cancelled while resuming'));
+      return;
+    }
+    if (this.#cancelled) {
+      this.#finish(new TranscribeError(grpc.status.CANCELLED, 'cancelled while resuming'));
+      return;
+    }
+    this.#kept.dropBefore(plan.resendFromByte);
+    this.#streamStartByte = plan.resendFromByte;
+    this.#streamStartOffset = plan.startOffsetSeconds;
+    this.#commits.clear();
+    // What the gateway answers for a failed resume is handled like any other failure: a
+    // ResumePoint (committed 0 on a stream that never started) resends the same audio again.
+    const replay = this.#kept.from(plan.resendFromByte);
+    await this.#open({ ...this.#config, startOffsetSeconds: plan.startOffsetSeconds }, replay);
+  }
+
+  #finish(error) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#error = error;
+    this.#options.signal?.removeEventListener('abort', this.#abort);
+    this.#wakeReader?.();
+    this.#wakePump?.();
+  }
+}
+
+/** Waits for `call` to take more writes, or to be over. */
+async function drained(call) {
+  const over = new AbortController();
+  const stop = () => over.abort();
+  call.once('status', stop);
+  call.once('close', stop);
+  try {
+    await once(call, 'drain', { signal: over.signal });
+  } catch {
+    // the call ended: whatever was written is kept for a resume, or the status says why
+  } finally {
+    call.off('status', stop);
+    call.off('close', stop);
+  }
+}
+
+/**
+ * Transcribes `audio` through the gateway at `addr` and yields every response: a
+ * `TranscribeClient` for one stream, closed at the end. Options as `TranscribeClient`'s, plus
+ * `signal`, `deadline`, and `resuming`/`resumed` listeners.
+ */
+export async function* transcribe(addr, audio, config = {}, options = {}) {
+  const client = new TranscribeClient(addr, options);
+  try {
+    yield* client.transcribe(audio, config, options);
+  } finally {
+    client.close();
+  }
 }

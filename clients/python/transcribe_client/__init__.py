@@ -6,10 +6,12 @@
         ...
 
 `transcribe` (asyncio) and `transcribe_sync` (blocking) send the config, the audio chunks and a
-half-close, and yield every `StreamTranscribeResponse`; a non-OK status raises
-`TranscribeError`. `transcribe_client.audio` has WAV parsing, chunking and real-time pacing.
-The generated messages come from the one contract package, `transcribe-contract`
-(`transcribe.v1.transcribe_pb2`), which the gateway uses too; `transcribe_client.pb` is that module.
+half-close, and yield every `StreamTranscribeResponse`; a stream that a draining gateway ends
+UNAVAILABLE with a `ResumePoint` is resumed on a new call by itself (`Resume`, `ResumeEvent`);
+any other non-OK status raises `TranscribeError`. `transcribe_client.audio` reads inputs
+(WAV headers with `wave`, pipes as bytes arrive), chunks and paces them. The generated messages
+come from the one contract package, `transcribe-contract` (`transcribe.v1.transcribe_pb2`),
+which the gateway uses too; `transcribe_client.pb` is that module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from transcribe.v1 import transcribe_pb2 as pb
 from transcribe.v1.transcribe_pb2 import (
     AudioEncoding,
+    ResumePoint,
     StreamingConfig,
     StreamTranscribeRequest,
     StreamTranscribeResponse,
@@ -24,7 +27,10 @@ from transcribe.v1.transcribe_pb2 import (
 
 from transcribe_client.client import (
     DEFAULT_ADDR,
+    Resume,
+    ResumeEvent,
     TranscribeError,
+    error_from_status,
     transcribe,
     transcribe_sync,
 )
@@ -32,10 +38,14 @@ from transcribe_client.client import (
 __all__ = [
     "DEFAULT_ADDR",
     "AudioEncoding",
+    "Resume",
+    "ResumeEvent",
+    "ResumePoint",
     "StreamTranscribeRequest",
     "StreamTranscribeResponse",
     "StreamingConfig",
     "TranscribeError",
+    "error_from_status",
     "pb",
     "transcribe",
     "transcribe_sync",

@@ -1,112 +1,67 @@
-"""Audio sources for a transcription stream: WAV parsing, chunking, real-time pacing, HTTP.
+"""Audio sources for a transcription: what to send for an input, chunking, pacing, live reads.
 
-The pure helpers (`parse_wav`, `split_chunks`, `bytes_per_second`) do no I/O. The async ones
-produce `bytes` chunks ready to be sent as `StreamTranscribeRequest.audio`.
+`plan_audio` (pure) decides what to send for the first bytes of an input, by the rules of
+`clients/testdata/README.md` that every client language shares; WAV headers are read with the
+standard library's `wave`. The async helpers produce `bytes` chunks ready to be sent as
+`StreamTranscribeRequest.audio`: `read_input` from a file or a pipe as bytes arrive, `pace` at
+real time, `http_chunks` from an HTTP stream, `thread_chunks` from any blocking iterable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
+import io
 import struct
 import threading
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+import wave
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 __all__ = [
     "FALLBACK_BYTES_PER_SECOND",
-    "WavError",
-    "WavInfo",
+    "AudioPlan",
+    "aiter_chunks",
     "bytes_per_second",
     "http_chunks",
     "pace",
-    "parse_wav",
+    "plan_audio",
+    "read_input",
     "split_chunks",
+    "thread_chunks",
     "until",
 ]
 
 #: Pacing rate for audio whose byte rate cannot be known without decoding it (compressed
 #: containers such as MP3 or Ogg read from a file): 128 kbit/s, a common MP3 bit rate.
 FALLBACK_BYTES_PER_SECOND = 16_000
+#: Most bytes read to find the end of a WAV header (the fmt chunk and any chunks before data).
+MAX_HEADER_BYTES = 1024 * 1024
 
 #: Bytes per sample of the raw encodings whose byte rate follows from the sample rate.
 _SAMPLE_WIDTHS = {"linear16": 2, "linear32": 4, "mulaw": 1, "alaw": 1}
-
-_WAVE_FORMAT_PCM = 0x0001
-_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
-
-
-class WavError(ValueError):
-    """The bytes are not a WAV file this module can read."""
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
 
 @dataclass(frozen=True, slots=True)
-class WavInfo:
-    """What a WAV header says about its audio."""
+class AudioPlan:
+    """What to send for an input and how fast.
 
-    format_tag: int
-    channels: int
-    sample_rate: int
-    bits_per_sample: int
-    byte_rate: int
-    block_align: int
-    data_offset: int
-    data_size: int
-
-    @property
-    def is_linear16(self) -> bool:
-        """The samples are 16-bit signed PCM, sendable as `AUDIO_ENCODING_LINEAR16`."""
-        return self.format_tag in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_EXTENSIBLE) and (self.bits_per_sample == 16)
-
-    @property
-    def duration_seconds(self) -> float:
-        """Length of the audio in the data chunk."""
-        return self.data_size / self.byte_rate if self.byte_rate else 0.0
-
-
-def parse_wav(data: bytes) -> WavInfo:
-    """Reads the RIFF/WAVE header of `data` (a whole file, or at least up to its data chunk).
-
-    A data chunk whose declared size is missing or larger than the file (as streamed WAV
-    writers leave it) is taken to run to the end of `data`.
+    `encoding` is a Deepgram encoding name (`linear16`), or None for containerised audio.
+    The audio is the input's bytes from `payload_offset` on, `payload_bytes` of them (None: to
+    the end). `bytes_per_second` paces it; chunks are `chunk_bytes`, whole `frame_bytes`.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError("not a RIFF/WAVE file")
-    fmt: tuple[int, int, int, int, int, int] | None = None
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            if size < 16 or body + 16 > len(data):
-                raise WavError("truncated fmt chunk")
-            fmt = struct.unpack_from("<HHIIHH", data, body)
-            if fmt[0] == _WAVE_FORMAT_EXTENSIBLE and size >= 40 and body + 26 <= len(data):
-                # The real format tag is the first two bytes of the sub-format GUID.
-                (sub_format,) = struct.unpack_from("<H", data, body + 24)
-                fmt = (sub_format, *fmt[1:])
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise WavError("data chunk before fmt chunk")
-            format_tag, channels, sample_rate, byte_rate, block_align, bits = fmt
-            if channels == 0 or sample_rate == 0:
-                raise WavError("fmt chunk has no channels or no sample rate")
-            available = len(data) - body
-            data_size = size if 0 < size <= available else available
-            return WavInfo(
-                format_tag=format_tag,
-                channels=channels,
-                sample_rate=sample_rate,
-                bits_per_sample=bits,
-                byte_rate=byte_rate,
-                block_align=block_align,
-                data_offset=body,
-                data_size=data_size,
-            )
-        pos = body + size + (size & 1)  # chunks are padded to an even size
-    raise WavError("no data chunk")
+
+    encoding: str | None
+    sample_rate: int
+    channels: int
+    bytes_per_second: int
+    frame_bytes: int
+    chunk_bytes: int
+    payload_offset: int
+    payload_bytes: int | None
 
 
 def bytes_per_second(encoding: str, sample_rate: int, channels: int = 1) -> int | None:
@@ -117,6 +72,151 @@ def bytes_per_second(encoding: str, sample_rate: int, channels: int = 1) -> int 
     return width * sample_rate * max(channels, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Wav:
+    channels: int
+    sample_rate: int
+    sample_width: int
+    data_offset: int
+    data_bytes: int | None
+
+
+def _read_wav(head: bytes) -> _Wav | None:
+    """The WAV header in `head`; None if `head` is no integer-PCM WAV; EOFError if cut short."""
+    if len(head) < 12 and b"RIFF".startswith(head[:4]):
+        raise EOFError("a RIFF header cut short")
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    buffer = io.BytesIO(_plain_pcm_tag(head))
+    try:
+        with wave.open(buffer, "rb") as wav:
+            size = wav.getnframes() * wav.getsampwidth() * wav.getnchannels()
+            # `wave` stops reading at the data chunk's header: the samples start here.
+            offset = buffer.tell()
+            return _Wav(wav.getnchannels(), wav.getframerate(), wav.getsampwidth(), offset, size)
+    except wave.Error as exc:
+        # `wave` reports a header that stops before its data chunk as a missing chunk.
+        if "missing" in str(exc):
+            raise EOFError(str(exc)) from exc
+        return None
+
+
+def _plain_pcm_tag(head: bytes) -> bytes:
+    """WAVE_FORMAT_EXTENSIBLE with the PCM sub-format, relabelled plain PCM for Python 3.11's
+    `wave` (3.12's reads it itself). Only a fmt chunk at its usual place is relabelled."""
+    if head[12:16] != b"fmt " or len(head) < 22 or struct.unpack_from("<H", head, 20)[0] != 0xFFFE:
+        return head
+    if len(head) < 46:
+        raise EOFError("an extensible fmt chunk cut short")
+    if struct.unpack_from("<H", head, 44)[0] == 1:
+        return head[:20] + b"\x01\x00" + head[22:]
+    return head
+
+
+def plan_audio(
+    head: bytes,
+    *,
+    encoding: str | None = None,
+    sample_rate: int = 0,
+    chunk_ms: int = 50,
+    complete: bool = True,
+) -> AudioPlan | None:
+    """What to send for an input that starts with `head` (the whole file, or what a pipe has
+    given so far: with `complete=False`, None means "read more", for a WAV header cut short).
+
+    A 16-bit PCM WAV is sent as raw linear16 (its data chunk only) with the header's rate and
+    channels; any other input is sent whole as containerised audio, paced at its WAV header's
+    byte rate if it is integer PCM, else at FALLBACK_BYTES_PER_SECOND. An explicit `encoding`
+    sends the WAV data chunk (or the whole input) with that encoding; `sample_rate` overrides
+    the header.
+    """
+    try:
+        wav = _read_wav(head)
+    except EOFError:
+        if not complete and len(head) < MAX_HEADER_BYTES:
+            return None
+        wav = None
+    if encoding is None and wav is not None and wav.sample_width == 2:
+        encoding = "linear16"
+    if encoding is None:
+        rate = wav.sample_rate * wav.channels * wav.sample_width if wav is not None else 0
+        rate = rate or FALLBACK_BYTES_PER_SECOND
+        return AudioPlan(None, 0, 0, rate, 1, max(rate * chunk_ms // 1000, 1), 0, None)
+    channels = wav.channels if wav is not None else 1
+    sample_rate = sample_rate or (wav.sample_rate if wav is not None else 0)
+    frame = _SAMPLE_WIDTHS[encoding] * channels if encoding in _SAMPLE_WIDTHS else 1
+    rate = bytes_per_second(encoding, sample_rate, channels) or FALLBACK_BYTES_PER_SECOND
+    chunk = max(rate * chunk_ms // 1000 // frame, 1) * frame
+    if wav is None:
+        return AudioPlan(encoding, sample_rate, channels, rate, frame, chunk, 0, None)
+    size = wav.data_bytes
+    available = len(head) - wav.data_offset if complete else None
+    if (
+        size is None
+        or size in _UNKNOWN_SIZES
+        or size >= 0xFFFFFFFF - 8
+        or (available is not None and size > available)
+    ):
+        size = None
+    return AudioPlan(encoding, sample_rate, channels, rate, frame, chunk, wav.data_offset, size)
+
+
+async def read_input(
+    stream: BinaryIO,
+    *,
+    encoding: str | None = None,
+    sample_rate: int = 0,
+    chunk_ms: int = 50,
+) -> tuple[AudioPlan, AsyncIterator[bytes]]:
+    """Opens an input (a file, or a pipe such as stdin) and returns its plan and its audio,
+    read as it arrives: a pipe's bytes are passed on at their own pace, never waited for to
+    fill a chunk. Reads run on a daemon thread, so a pipe that never ends keeps nothing alive.
+    """
+    reads = thread_chunks(_reads(stream, 65536))
+    head = b""
+    plan = None
+    async for piece in reads:
+        head += piece
+        plan = plan_audio(head, encoding=encoding, sample_rate=sample_rate, chunk_ms=chunk_ms, complete=False)
+        if plan is not None:
+            break
+    if plan is None:  # the input ended within its first bytes
+        plan = plan_audio(head, encoding=encoding, sample_rate=sample_rate, chunk_ms=chunk_ms)
+        assert plan is not None
+    return plan, _payload(head, reads, plan)
+
+
+def _reads(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    read = getattr(stream, "read1", stream.read)
+    while chunk := read(size):
+        yield chunk
+
+
+async def _payload(head: bytes, rest: AsyncIterator[bytes], plan: AudioPlan) -> AsyncIterator[bytes]:
+    left = plan.payload_bytes
+    first = head[plan.payload_offset :]
+    pieces = _prepend(first, rest)
+    try:
+        async for piece in pieces:
+            kept = piece if left is None else piece[:left]
+            if left is not None:
+                left -= len(kept)
+            if kept:
+                yield kept
+            if left == 0:
+                return
+    finally:
+        if isinstance(rest, AsyncGenerator):
+            await rest.aclose()
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
+
+
 def split_chunks(data: bytes, size: int) -> Iterator[bytes]:
     """Cuts `data` into chunks of `size` bytes (the last one may be shorter)."""
     if size <= 0:
@@ -124,6 +224,18 @@ def split_chunks(data: bytes, size: int) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), size):
         yield bytes(view[start : start + size])
+
+
+async def rechunk(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
+    """Chunks of exactly `size` bytes (the last may be shorter), for pacing a file evenly."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
 
 
 async def pace(chunks: Iterable[bytes] | AsyncIterable[bytes], rate: float) -> AsyncIterator[bytes]:
@@ -137,7 +249,7 @@ async def pace(chunks: Iterable[bytes] | AsyncIterable[bytes], rate: float) -> A
     loop = asyncio.get_running_loop()
     start = loop.time()
     sent = 0
-    async for chunk in _aiter(chunks):
+    async for chunk in aiter_chunks(chunks):
         delay = start + sent / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -151,7 +263,7 @@ async def until(stop: asyncio.Event, chunks: Iterable[bytes] | AsyncIterable[byt
     A pending read of `chunks` (a pacing sleep, a network read) is cancelled when `stop` is set,
     so the caller can half-close its stream at once.
     """
-    iterator = aiter(chunks) if isinstance(chunks, AsyncIterable) else _aiter(chunks)
+    iterator = aiter(chunks) if isinstance(chunks, AsyncIterable) else aiter_chunks(chunks)
     stopped = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
@@ -172,60 +284,91 @@ async def until(stop: asyncio.Event, chunks: Iterable[bytes] | AsyncIterable[byt
             await iterator.aclose()
 
 
+async def thread_chunks(chunks: Iterable[bytes], *, queue_size: int = 64) -> AsyncIterator[bytes]:
+    """Yields the items of a blocking iterable (a pipe's reads, a microphone) read on a daemon
+    thread and handed over through a bounded queue; its exceptions are raised here."""
+    return_items = _Handover(queue_size)
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not return_items.put(chunk):
+                    return
+            return_items.put(None)
+        except BaseException as exc:  # handed to the event loop and re-raised there
+            return_items.put(exc)
+
+    async for item in return_items.run(read, "audio-reader"):
+        yield item
+
+
 async def http_chunks(
     url: str, *, socket_timeout: float = 30.0, queue_size: int = 64
 ) -> AsyncIterator[bytes]:
     """Yields the body of an HTTP(S) response as it arrives (a radio stream, a file).
 
-    The blocking `urllib` read runs on a daemon thread, so an endless stream never keeps the
-    process alive; chunks are handed over through a bounded queue. HTTP errors and network
-    failures are raised as `OSError` (`urllib.error.URLError` or `HTTPError`).
+    HTTP errors and network failures are raised as `OSError` (`urllib.error.URLError` or
+    `HTTPError`).
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=queue_size)
-    closed = threading.Event()
 
-    def hand_over(item: bytes | BaseException | None) -> None:
-        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        while not closed.is_set():
-            with contextlib.suppress(TimeoutError):
-                future.result(timeout=0.5)
-                return
-        future.cancel()
+    def body() -> Iterator[bytes]:
+        request = urllib.request.Request(url, headers={"User-Agent": "transcribe-client"})
+        with urllib.request.urlopen(request, timeout=socket_timeout) as response:
+            while chunk := response.read1(65536):
+                yield chunk
 
-    def read() -> None:
+    async for chunk in thread_chunks(body(), queue_size=queue_size):
+        yield chunk
+
+
+class _Handover:
+    """A blocking producer thread feeding an event loop through a bounded asyncio queue."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=size)
+        self._closed = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def put(self, item: bytes | BaseException | None) -> bool:
+        """From the thread: hands `item` over; False once nobody listens any more."""
+        assert self._loop is not None
         try:
-            request = urllib.request.Request(url, headers={"User-Agent": "transcribe-client"})
-            with urllib.request.urlopen(request, timeout=socket_timeout) as response:
-                while not closed.is_set():
-                    chunk = response.read1(65536)
-                    if not chunk:
-                        break
-                    hand_over(chunk)
-            hand_over(None)
-        except RuntimeError:  # the event loop is gone: nobody is listening any more
-            return
-        except BaseException as exc:  # handed to the event loop and re-raised there
-            with contextlib.suppress(RuntimeError):
-                hand_over(exc)
+            future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        except RuntimeError:  # the event loop is gone
+            return False
+        while not self._closed.is_set():
+            try:
+                future.result(timeout=0.5)
+            except TimeoutError:
+                continue
+            except concurrent.futures.CancelledError:  # the event loop closed meanwhile
+                return False
+            return True
+        future.cancel()
+        return False
 
-    threading.Thread(target=read, name="http-audio", daemon=True).start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        closed.set()
+    async def run(self, target: Callable[[], None], name: str) -> AsyncIterator[bytes]:
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=target, name=name, daemon=True).start()
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._closed.set()
 
 
-async def _aiter(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+async def aiter_chunks(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Either kind of iterable as an async iterator, skipping empty chunks."""
     if isinstance(chunks, AsyncIterable):
         async for chunk in chunks:
-            yield chunk
+            if chunk:
+                yield chunk
     else:
         for chunk in chunks:
-            yield chunk
+            if chunk:
+                yield chunk

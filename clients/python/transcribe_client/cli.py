@@ -19,18 +19,17 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from google.protobuf import json_format
 from transcribe.v1 import transcribe_pb2
 
 from transcribe_client import audio
-from transcribe_client.client import DEFAULT_ADDR, TranscribeError, transcribe
+from transcribe_client.client import DEFAULT_ADDR, ResumeEvent, TranscribeError, transcribe
 
-__all__ = ["AudioPlan", "main", "parse_args", "plan_file", "render", "to_json"]
+__all__ = ["main", "parse_args", "render", "resume_line", "to_json"]
 
 #: Deepgram's encoding names, accepted by `--encoding`.
 ENCODINGS = (
@@ -46,7 +45,10 @@ ENCODINGS = (
     "speex",
     "g729",
 )
+RAW_ENCODINGS = ("linear16", "linear32", "mulaw", "alaw")
 DEFAULT_CHUNK_MS = 50
+#: The environment variable `--token` defaults to.
+TOKEN_ENV = "TRANSCRIBE_TOKEN"
 INTERIM_PREFIX = "~ "
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -60,22 +62,6 @@ class InputError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class AudioPlan:
-    """What to send for an audio input and how fast.
-
-    `encoding` is a Deepgram encoding name, or None for containerised audio. `rate` is the
-    pacing rate in bytes per second (None: send as it arrives).
-    """
-
-    encoding: str | None
-    sample_rate: int
-    channels: int
-    rate: float | None
-    chunk_size: int
-    payload: bytes = field(default=b"", repr=False)
-
-
 def encoding_value(name: str | None) -> transcribe_pb2.AudioEncoding.ValueType:
     """The `AudioEncoding` of a Deepgram encoding name (None: unspecified, containerised)."""
     if name is None:
@@ -83,50 +69,13 @@ def encoding_value(name: str | None) -> transcribe_pb2.AudioEncoding.ValueType:
     return transcribe_pb2.AudioEncoding.Value("AUDIO_ENCODING_" + name.upper().replace("-", "_"))
 
 
-def plan_file(data: bytes, *, encoding: str | None, sample_rate: int, chunk_ms: int) -> AudioPlan:
-    """Decides what to send for a file's bytes, given the `--encoding`/`--sample-rate` flags.
-
-    A file that starts with a RIFF/WAVE header of 16-bit PCM is sent as raw linear16 (the data
-    chunk only) with its sample rate and channels; any other WAV is sent whole as containerised
-    audio paced at its header's byte rate; other files are sent whole as containerised audio at
-    `audio.FALLBACK_BYTES_PER_SECOND`. An explicit `--encoding` sends the WAV data chunk (or the
-    whole non-WAV file) with that encoding. `--sample-rate` always overrides the header.
-    """
-    try:
-        wav: audio.WavInfo | None = audio.parse_wav(data)
-    except audio.WavError:
-        wav = None
-    channels = 0
-    if encoding is None and wav is not None and wav.is_linear16:
-        encoding = "linear16"
-    if encoding is not None:
-        if wav is not None:
-            payload = data[wav.data_offset : wav.data_offset + wav.data_size]
-            sample_rate = sample_rate or wav.sample_rate
-            channels = wav.channels
-        else:
-            payload = data
-        rate: float = (
-            audio.bytes_per_second(encoding, sample_rate, channels)
-            or (wav.byte_rate if wav is not None else 0)
-            or audio.FALLBACK_BYTES_PER_SECOND
-        )
-        frame = (audio.bytes_per_second(encoding, 1, channels) or 1) if sample_rate else 1
-    else:
-        payload = data
-        rate = (wav.byte_rate if wav is not None else 0) or audio.FALLBACK_BYTES_PER_SECOND
-        frame = 1
-    chunk_size = max(frame, int(rate * chunk_ms / 1000) // frame * frame)
-    return AudioPlan(encoding, sample_rate, channels, rate, chunk_size, payload)
-
-
-def plan_url(*, encoding: str | None, sample_rate: int) -> AudioPlan:
+def plan_url(*, encoding: str | None, sample_rate: int) -> audio.AudioPlan:
     """What to send for an HTTP stream: its bytes as they arrive, paced if the rate is known."""
     rate = audio.bytes_per_second(encoding, sample_rate) if encoding is not None else None
-    return AudioPlan(encoding, sample_rate, 0, rate, 0)
+    return audio.AudioPlan(encoding, sample_rate, 0, rate or 0, 1, 0, 0, None)
 
 
-def build_config(args: argparse.Namespace, plan: AudioPlan) -> transcribe_pb2.StreamingConfig:
+def build_config(args: argparse.Namespace, plan: audio.AudioPlan) -> transcribe_pb2.StreamingConfig:
     """The session's `StreamingConfig` from the flags and the audio plan."""
     config = transcribe_pb2.StreamingConfig(
         model=args.model or "",
@@ -177,18 +126,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--addr", default=DEFAULT_ADDR, help="gateway HOST:PORT (%(default)s)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file", type=Path, help="audio file to stream (WAV, MP3, raw...)")
+    source.add_argument(
+        "--file", help="audio file to stream (WAV, MP3, raw...); '-' reads stdin as it arrives"
+    )
     source.add_argument("--url", help="HTTP(S) audio stream to relay (e.g. an internet radio)")
     parser.add_argument("--model", default="", help="model name, e.g. nova-3")
     parser.add_argument("--language", default="", help="BCP-47 language tag, e.g. en-US")
     parser.add_argument("--interim", action="store_true", help="also print interim results")
     parser.add_argument("--smart-format", action="store_true", help="turn on smart_format")
     parser.add_argument("--diarize", action="store_true", help="turn on diarization")
-    parser.add_argument("--token", help="client token, sent as 'authorization: Bearer TOKEN'")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"client token, sent as 'authorization: Bearer TOKEN' (default: ${TOKEN_ENV})",
+    )
     parser.add_argument("--tls", action="store_true", help="use TLS (default trust roots)")
     parser.add_argument("--ca-file", type=Path, help="PEM roots to trust for TLS (implies --tls)")
     parser.add_argument("--fast", action="store_true", help="send as fast as possible, no pacing")
     parser.add_argument("--json", action="store_true", help="print every response as JSON lines")
+    parser.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="end with the error instead of resuming on a new stream after UNAVAILABLE",
+    )
     parser.add_argument(
         "--encoding",
         type=str.lower,
@@ -237,11 +198,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    label = args.url or str(args.file)
+    label = args.url or ("stdin" if args.file == "-" else str(args.file))
     try:
-        plan, chunks = _open_input(args)
-        if plan.rate is not None and not args.fast:
-            chunks = audio.pace(chunks, plan.rate)
+        plan, chunks = await _open_input(args)
+        if plan.bytes_per_second and not args.fast and args.file != "-":
+            chunks = audio.pace(chunks, plan.bytes_per_second)
         source = _input_errors(audio.until(stop, chunks), label)
         first = await anext(source, None)  # fail on an unreachable URL before opening the call
     except InputError as exc:
@@ -256,6 +217,8 @@ async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
             token=args.token,
             tls=args.tls,
             ca_file=args.ca_file,
+            resume=args.resume,
+            on_resume=_report_resume,
         ):
             line = render(response, interim=args.interim, as_json=args.json)
             if line is not None:
@@ -270,18 +233,36 @@ async def _transcribe(args: argparse.Namespace, stop: asyncio.Event) -> int:
     return EXIT_OK
 
 
-def _open_input(
-    args: argparse.Namespace,
-) -> tuple[AudioPlan, AsyncIterable[bytes] | Iterable[bytes]]:
+def resume_line(event: ResumeEvent) -> str:
+    """The stderr line for a resume (stdout keeps only the transcript)."""
+    return (
+        f"resuming: {event.error} (attempt {event.attempt}, "
+        f"from {event.start_offset_seconds:.3f} s, {event.resend_bytes} bytes resent)"
+    )
+
+
+def _report_resume(event: ResumeEvent) -> None:
+    print(resume_line(event), file=sys.stderr, flush=True)
+
+
+async def _open_input(args: argparse.Namespace) -> tuple[audio.AudioPlan, AsyncIterator[bytes]]:
     if args.url is not None:
-        plan = plan_url(encoding=args.encoding, sample_rate=args.sample_rate)
-        return plan, audio.http_chunks(args.url)
-    try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise InputError("INVALID_ARGUMENT", f"cannot read {args.file}: {exc.strerror}") from exc
-    plan = plan_file(data, encoding=args.encoding, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms)
-    return plan, audio.split_chunks(plan.payload, plan.chunk_size)
+        return plan_url(encoding=args.encoding, sample_rate=args.sample_rate), audio.http_chunks(args.url)
+    if args.file == "-":
+        stream: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            stream = await asyncio.to_thread(open, args.file, "rb")  # open while the program runs
+        except OSError as exc:
+            raise InputError("INVALID_ARGUMENT", f"cannot read {args.file}: {exc.strerror}") from exc
+    plan, chunks = await audio.read_input(
+        stream, encoding=args.encoding, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms
+    )
+    if plan.encoding in RAW_ENCODINGS and plan.sample_rate == 0:
+        raise InputError("INVALID_ARGUMENT", f"raw {plan.encoding} audio needs --sample-rate")
+    if args.file != "-":
+        chunks = audio.rechunk(chunks, plan.chunk_bytes)  # even chunks, for even pacing
+    return plan, chunks
 
 
 async def _input_errors(chunks: AsyncIterator[bytes], label: str) -> AsyncIterator[bytes]:

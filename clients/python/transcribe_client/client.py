@@ -1,29 +1,43 @@
-"""Open one `StreamTranscribe` call and iterate its responses: `transcribe` (grpc.aio) and
-`transcribe_sync` (blocking grpc).
+"""One transcription over `StreamTranscribe`, resumed on a new call when the gateway asks:
+`transcribe` (grpc.aio) and `transcribe_sync` (blocking, the same on a private event loop).
 
-Both send the config first, then every audio chunk, then half-close, and yield each response
-as it arrives. A call that ends with a non-OK status raises `TranscribeError`.
+Both send the config, then the audio as it comes, then half-close, and yield each response. A
+call that ends UNAVAILABLE with a `ResumePoint` (a replica draining in a rolling restart, or the
+gateway's upstream retries exhausted) is resumed on a new call to the same address: the audio
+kept from the committed point on is resent with `start_offset_seconds` set, so the application
+reads one transcript on one time base. Any other non-OK status raises `TranscribeError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
 import grpc.aio
 from google.protobuf import any_pb2
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from transcribe.v1 import transcribe_pb2, transcribe_pb2_grpc
+
+from transcribe_client import audio as audio_io
+from transcribe_client.resume import AudioBuffer, RawFormat, backoff_s, commit_byte, plan_resume
 
 __all__ = [
     "DEFAULT_ADDR",
+    "Resume",
+    "ResumeEvent",
     "TranscribeError",
     "call_metadata",
     "channel_credentials",
-    "requests",
+    "error_from_status",
+    "raw_format",
     "transcribe",
     "transcribe_sync",
 ]
@@ -31,6 +45,14 @@ __all__ = [
 DEFAULT_ADDR = "127.0.0.1:50051"
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+#: Most audio bytes per request message when the library resends or relays what it keeps.
+_MAX_CHUNK_BYTES = 32 * 1024
+_SAMPLE_WIDTHS = {
+    transcribe_pb2.AUDIO_ENCODING_LINEAR16: 2,
+    transcribe_pb2.AUDIO_ENCODING_LINEAR32: 4,
+    transcribe_pb2.AUDIO_ENCODING_MULAW: 1,
+    transcribe_pb2.AUDIO_ENCODING_ALAW: 1,
+}
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -38,9 +60,9 @@ Metadata = Sequence[tuple[str, str]]
 class TranscribeError(Exception):
     """A `StreamTranscribe` call ended with a non-OK gRPC status.
 
-    `resume_point` is filled from the status details when the gateway sent one (UNAVAILABLE
-    after upstream failure or during a drain): resend the audio from its `committed_seconds`
-    on a new stream with `StreamingConfig.start_offset_seconds` set to it.
+    `reason` is the `ErrorInfo` reason of the status details (such as `DRAINING`), "" if none.
+    `resume_point` is the `ResumePoint` the gateway sent with UNAVAILABLE, if any; with resume
+    on (the default) the library has already used it, and raises only once it cannot.
     """
 
     def __init__(
@@ -48,11 +70,13 @@ class TranscribeError(Exception):
         code: grpc.StatusCode,
         details: str,
         resume_point: transcribe_pb2.ResumePoint | None = None,
+        reason: str = "",
     ) -> None:
         super().__init__(code, details)
         self.code = code
         self.details = details
         self.resume_point = resume_point
+        self.reason = reason
 
     @property
     def status_name(self) -> str:
@@ -61,6 +85,38 @@ class TranscribeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.status_name}: {self.details}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """How a transcription resumes after UNAVAILABLE with a ResumePoint.
+
+    `max_attempts`: resumes in a row without a new final result before giving up with the last
+    error. `max_buffer_bytes`: most uncommitted audio kept for resending (8 MiB is over four
+    minutes of 16 kHz linear16); audio dropped past it cannot be resent, and a resume that
+    needs it gives up. Backoff is exponential with full jitter between the two bounds.
+    """
+
+    enabled: bool = True
+    max_attempts: int = 5
+    max_buffer_bytes: int = 8 * 1024 * 1024
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeEvent:
+    """Told to `on_resume` before the library opens the next call.
+
+    `error` is how the last call ended; `start_offset_seconds` and `resend_bytes` describe the
+    next one; `delay_s` is the backoff it waits first; `attempt` counts from 1.
+    """
+
+    attempt: int
+    error: TranscribeError
+    start_offset_seconds: float
+    resend_bytes: int
+    delay_s: float
 
 
 def call_metadata(token: str | None = None, metadata: Metadata = ()) -> list[tuple[str, str]]:
@@ -78,35 +134,92 @@ def channel_credentials(ca_file: str | os.PathLike[str] | None = None) -> grpc.C
     return grpc.ssl_channel_credentials(root_certificates=roots)
 
 
-async def requests(
-    config: transcribe_pb2.StreamingConfig,
-    audio: AsyncIterable[bytes] | Iterable[bytes],
-    failures: list[Exception] | None = None,
-    opened: asyncio.Event | None = None,
-) -> AsyncIterator[transcribe_pb2.StreamTranscribeRequest]:
-    """The request stream: `config`, then one `audio` request per non-empty chunk.
+def raw_format(config: transcribe_pb2.StreamingConfig) -> RawFormat | None:
+    """The raw format of a config's audio (bytes map to time), or None for containerised."""
+    width = _SAMPLE_WIDTHS.get(config.encoding)
+    if width is None or config.sample_rate <= 0:
+        return None
+    return RawFormat(config.sample_rate, config.channels or 1, width)
 
-    With `opened`, the audio waits until that event is set (by the caller, on the first
-    response). If `audio` raises and `failures` is given, the exception is appended to it and
-    the stream ends normally (a half-close), so the results for the audio already sent still
-    arrive.
-    """
-    yield transcribe_pb2.StreamTranscribeRequest(config=config)
-    if opened is not None:
-        await opened.wait()
-    try:
-        if isinstance(audio, AsyncIterable):
-            async for chunk in audio:
-                if chunk:
-                    yield transcribe_pb2.StreamTranscribeRequest(audio=chunk)
-        else:
-            for chunk in audio:
-                if chunk:
-                    yield transcribe_pb2.StreamTranscribeRequest(audio=chunk)
-    except Exception as exc:
-        if failures is None:
-            raise
-        failures.append(exc)
+
+def error_from_status(code: grpc.StatusCode, details: str, status_details: bytes | None) -> TranscribeError:
+    """The error for a call that ended with `code`, from its `grpc-status-details-bin` bytes."""
+    resume_point, reason = None, ""
+    if status_details:
+        status = status_pb2.Status.FromString(status_details)
+        detail: any_pb2.Any
+        for detail in status.details:
+            point = transcribe_pb2.ResumePoint()
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(point):
+                resume_point = point
+            elif detail.Unpack(info):
+                reason = info.reason
+    return TranscribeError(code, details, resume_point, reason)
+
+
+def _error(code: Any, details: Any, trailing: Any) -> TranscribeError:
+    status_code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    raw = next(
+        (v for k, v in trailing or () if k == _STATUS_DETAILS_KEY and isinstance(v, bytes)),
+        None,
+    )
+    return error_from_status(status_code, str(details or ""), raw)
+
+
+class _Audio:
+    """The application's audio, pumped into the bounded buffer the calls read from."""
+
+    def __init__(self, fmt: RawFormat | None, max_bytes: int) -> None:
+        self.fmt = fmt
+        self.buffer = AudioBuffer(max_bytes)
+        self.sent_to = 0  # one past the last byte written on any call
+        self.changed = asyncio.Condition()
+        self.failure: Exception | None = None
+
+    async def pump(self, source: AsyncIterable[bytes] | Iterable[bytes]) -> None:
+        try:
+            async for chunk in audio_io.aiter_chunks(source):
+                for start in range(0, len(chunk), self.buffer.max_bytes):
+                    await self._put(chunk[start : start + self.buffer.max_bytes])
+        except Exception as exc:  # raised to the application after the results of what was sent
+            self.failure = exc
+        finally:
+            async with self.changed:
+                self.buffer.ended = True
+                self.changed.notify_all()
+
+    async def _put(self, piece: bytes) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.buffer.room(self.sent_to) >= len(piece))
+            self.buffer.append(piece, self.sent_to)
+            self.changed.notify_all()
+
+    async def chunks_from(self, position: int, paused: asyncio.Event) -> AsyncIterator[bytes]:
+        """The kept audio from `position` on, then new audio as it comes, until it ends."""
+        while True:
+            async with self.changed:
+                await self.changed.wait_for(partial(self._readable, position, paused))
+                if paused.is_set():
+                    break
+                data = self.buffer.read(position, _MAX_CHUNK_BYTES)
+                if not data:
+                    return  # the audio ended
+                position += len(data)
+                self.sent_to = max(self.sent_to, position)
+                if self.fmt is None:
+                    self.buffer.drop_before(position)  # nothing to resend: keep nothing
+                self.changed.notify_all()
+            yield data
+        await asyncio.Event().wait()  # going away: write nothing more; the call's end stops this
+
+    def _readable(self, position: int, paused: asyncio.Event) -> bool:
+        return self.buffer.end > position or self.buffer.ended or paused.is_set()
+
+    async def drop_before(self, position: int) -> None:
+        async with self.changed:
+            self.buffer.drop_before(position)
+            self.changed.notify_all()
 
 
 async def transcribe(
@@ -120,113 +233,186 @@ async def transcribe(
     metadata: Metadata = (),
     deadline: float | None = None,
     channel_options: Sequence[tuple[str, Any]] = (),
+    resume: Resume | bool = True,
+    on_resume: Callable[[ResumeEvent], None] | None = None,
 ) -> AsyncIterator[transcribe_pb2.StreamTranscribeResponse]:
     """Transcribes `audio` through the gateway at `addr` and yields every response.
 
-    `audio` is sent as it is produced: pace it (see `transcribe_client.audio.pace`) for live
-    behaviour. When it ends, the request stream is half-closed and the remaining results and the
+    `audio` is sent as it is produced: pace it (`transcribe_client.audio.pace`) for live
+    behaviour. When it ends the request stream is half-closed and the remaining results and the
     `summary` follow. If `audio` raises, the stream is half-closed there too, and its exception
     is raised once the gateway has sent the results for the audio it got.
 
-    The audio waits for the first response (`session_started`): a config the gateway rejects
-    then ends the call before any audio is written. (grpc.aio reports a write that races with
-    the end of the call as `INTERNAL: Internal error from Core` instead of the server's status,
-    grpc/grpc#36066; waiting avoids that race for every error raised before the session opens.)
+    Resume (`resume=True` or a `Resume`; `False` turns it off) needs raw audio (`linear16`,
+    `linear32`, `mulaw`, `alaw` with a sample rate): for containerised audio the error is raised.
+    Across a resume the application sees the first call's `session_started`, every result and
+    event of every call (the `upstream_event.going_away` of a draining replica included), and
+    the last call's `summary` only; `on_resume` is told before each new call.
 
-    `deadline` is the call's gRPC timeout in seconds. The channel is closed when the generator
-    ends; wrap it in `contextlib.aclosing` if you may stop iterating early. Raises
-    `TranscribeError` when the call ends with a non-OK status.
+    The audio of each call waits for its `session_started`: a config the gateway rejects then
+    ends the call before any audio is written. (grpc.aio reports a write that races with the end
+    of the call as `INTERNAL: Internal error from Core` instead of the server's status,
+    grpc/grpc#36066; waiting avoids that race before the session opens, and after
+    `going_away` the library writes nothing more for the same reason.)
+
+    `deadline` is each call's gRPC timeout in seconds. Raises `TranscribeError`.
     """
     config = config if config is not None else transcribe_pb2.StreamingConfig()
+    options = resume if isinstance(resume, Resume) else Resume(enabled=resume)
+    fmt = raw_format(config) if options.enabled else None
     if tls or ca_file is not None:
         channel = grpc.aio.secure_channel(addr, channel_credentials(ca_file), channel_options)
     else:
         channel = grpc.aio.insecure_channel(addr, channel_options)
-    async with channel:
+    feed = _Audio(fmt, options.max_buffer_bytes)
+    async with channel, _background(feed.pump(audio)):
         stub = transcribe_pb2_grpc.TranscribeServiceStub(channel)
-        failures: list[Exception] = []
-        opened = asyncio.Event()
-        call = stub.StreamTranscribe(
-            requests(config, audio, failures, opened),
-            metadata=call_metadata(token, metadata),
-            timeout=deadline,
-        )
-        try:
-            async for response in call:
+        start_byte, offset = 0, config.start_offset_seconds
+        attempt, opened_once = 0, False
+        while True:
+            call_config = transcribe_pb2.StreamingConfig()
+            call_config.CopyFrom(config)
+            call_config.start_offset_seconds = offset
+            opened, paused = asyncio.Event(), asyncio.Event()
+            delivered: list[float] = [offset] * max(config.channels, 1)
+            progressed = False
+            summary: transcribe_pb2.StreamTranscribeResponse | None = None
+
+            async def requests(
+                first: transcribe_pb2.StreamingConfig = call_config,
+                position: int = start_byte,
+                opened: asyncio.Event = opened,
+                paused: asyncio.Event = paused,
+            ) -> AsyncIterator[transcribe_pb2.StreamTranscribeRequest]:
+                yield transcribe_pb2.StreamTranscribeRequest(config=first)
+                await opened.wait()
+                async for chunk in feed.chunks_from(position, paused):
+                    yield transcribe_pb2.StreamTranscribeRequest(audio=chunk)
+
+            call = stub.StreamTranscribe(
+                requests(), metadata=call_metadata(token, metadata), timeout=deadline
+            )
+            try:
+                async for response in call:
+                    kind = response.WhichOneof("response")
+                    if kind == "session_started":
+                        opened.set()
+                        if opened_once:
+                            continue
+                        opened_once = True
+                    elif kind == "summary":
+                        summary = response  # yielded only if this call is the last
+                        continue
+                    elif kind == "upstream_event" and response.upstream_event.HasField("going_away"):
+                        paused.set()
+                    elif kind == "result" and response.result.is_final and fmt is not None:
+                        channel_index = response.result.channel_index
+                        if channel_index < len(delivered):
+                            end = response.result.start_seconds + response.result.duration_seconds
+                            delivered[channel_index] = max(delivered[channel_index], end)
+                            await feed.drop_before(commit_byte(fmt, start_byte, offset, min(delivered)))
+                        progressed = True
+                    yield response
+            except grpc.aio.AioRpcError as exc:
+                error = _error(exc.code(), exc.details(), exc.trailing_metadata())
+                if fmt is None or error.code != grpc.StatusCode.UNAVAILABLE:
+                    raise error from exc
+                point = error.resume_point
+                if point is not None:
+                    plan = plan_resume(
+                        fmt, start_byte, point.committed_seconds, point.committed_bytes, feed.buffer.kept_from
+                    )
+                    if plan is None:
+                        raise error from exc
+                    next_byte, next_offset = plan.resend_from_byte, plan.start_offset_seconds
+                elif attempt > 0 and not opened.is_set():
+                    next_byte, next_offset = start_byte, offset  # refused (a draining replica): again
+                else:
+                    raise error from exc
+                attempt = 1 if progressed else attempt + 1
+                if attempt > options.max_attempts:
+                    raise error from exc
+                delay = backoff_s(attempt, options.initial_backoff_s, options.max_backoff_s)
+                await feed.drop_before(next_byte)
+                if on_resume is not None:
+                    on_resume(ResumeEvent(attempt, error, next_offset, feed.sent_to - next_byte, delay))
+                # The bound counts as sent only what the next call has sent: kept bytes stay
+                # until it has resent them.
+                feed.sent_to = next_byte
+                start_byte, offset = next_byte, next_offset
+                await asyncio.sleep(delay)
+                continue
+            finally:
                 opened.set()
-                yield response
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc.code(), exc.details(), exc.trailing_metadata()) from exc
-        finally:
-            opened.set()
-            call.cancel()  # a no-op once the call has ended
-        if failures:
-            raise failures[0]
+                call.cancel()  # a no-op once the call has ended
+            if summary is not None:
+                yield summary
+            break
+        if feed.failure is not None:
+            raise feed.failure
+
+
+@contextlib.asynccontextmanager
+async def _background(work: Any) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def transcribe_sync(
     addr: str,
     audio: Iterable[bytes],
     config: transcribe_pb2.StreamingConfig | None = None,
-    *,
-    token: str | None = None,
-    tls: bool = False,
-    ca_file: str | os.PathLike[str] | None = None,
-    metadata: Metadata = (),
-    deadline: float | None = None,
-    channel_options: Sequence[tuple[str, Any]] = (),
+    **options: Any,
 ) -> Iterator[transcribe_pb2.StreamTranscribeResponse]:
-    """The blocking twin of `transcribe`: gRPC sends `audio` from its own thread, at once.
+    """The blocking twin of `transcribe` (same keyword arguments), resume included.
 
-    `deadline` is the call's gRPC timeout in seconds. Close the generator (or use
-    `contextlib.closing`) if you may stop iterating early. Raises `TranscribeError`, or what
-    `audio` raised (after the results for the audio sent).
+    The call runs on a private event loop in a daemon thread; `audio` is read on another daemon
+    thread, so a blocking source (a microphone read) blocks neither. Close the generator (or use
+    `contextlib.closing`) if you stop iterating early: that cancels the call.
     """
-    config = config if config is not None else transcribe_pb2.StreamingConfig()
-    failures: list[Exception] = []
+    handoff: queue.Queue[Any] = queue.Queue()
+    done = object()
+    state: dict[str, Any] = {}
+    started = threading.Event()
 
-    def request_stream() -> Iterator[transcribe_pb2.StreamTranscribeRequest]:
-        yield transcribe_pb2.StreamTranscribeRequest(config=config)
-        try:
-            for chunk in audio:
-                if chunk:
-                    yield transcribe_pb2.StreamTranscribeRequest(audio=chunk)
-        except Exception as exc:
-            failures.append(exc)
-
-    if tls or ca_file is not None:
-        channel = grpc.secure_channel(addr, channel_credentials(ca_file), channel_options)
-    else:
-        channel = grpc.insecure_channel(addr, channel_options)
-    with channel:
-        stub = transcribe_pb2_grpc.TranscribeServiceStub(channel)
-        call = stub.StreamTranscribe(
-            request_stream(), metadata=call_metadata(token, metadata), timeout=deadline
+    async def run() -> None:
+        slots = asyncio.Semaphore(64)  # responses handed over but not yet taken: bounded
+        state["loop"], state["task"], state["slots"] = (
+            asyncio.get_running_loop(),
+            asyncio.current_task(),
+            slots,
         )
+        started.set()
         try:
-            yield from call
-        except grpc.RpcError as exc:
-            raise _error(exc.code(), exc.details(), exc.trailing_metadata()) from exc
-        finally:
-            call.cancel()
-        if failures:
-            raise failures[0]
+            async for response in transcribe(addr, audio_io.thread_chunks(audio), config, **options):
+                await slots.acquire()
+                handoff.put(response)
+        except BaseException as exc:  # handed to the caller's thread and raised there
+            handoff.put(exc)
+        else:
+            handoff.put(done)
 
-
-def _error(code: Any, details: Any, trailing: Any) -> TranscribeError:
-    """Builds the error for a failed call, with the `ResumePoint` from its status details."""
-    status_code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-    return TranscribeError(status_code, str(details or ""), _resume_point(trailing))
-
-
-def _resume_point(trailing: Any) -> transcribe_pb2.ResumePoint | None:
-    for key, value in trailing or ():
-        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        detail: any_pb2.Any
-        for detail in status.details:
-            point = transcribe_pb2.ResumePoint()
-            if detail.Unpack(point):
-                return point
-    return None
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="transcribe", daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                if isinstance(item, asyncio.CancelledError):
+                    return
+                raise item
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing left to send
+                state["loop"].call_soon_threadsafe(state["slots"].release)
+            yield item
+    finally:
+        if thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop has just closed
+                state["loop"].call_soon_threadsafe(state["task"].cancel)
+            thread.join(timeout=5)

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,33 +9,23 @@ import (
 	"os"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	transcribev1 "github.com/transcribe-gateway/clients/go/gen/transcribe/v1"
+	"github.com/transcribe-gateway/clients/go/transcribe"
 )
 
-// assumedByteRate paces containerised files whose byte rate is unknown: 128 kbit/s, typical of
-// MP3. Use --fast to send such files as fast as possible instead.
-const assumedByteRate = 16000
-
-// audioSource is the audio to send and what the config must say about it.
+// audioSource is the audio to send and the plan that says how.
 type audioSource struct {
 	io.Reader
 	io.Closer
-	encoding   transcribev1.AudioEncoding
-	sampleRate uint32
-	channels   uint32
-	byteRate   int  // bytes per second of audio, for pacing and chunk sizes
-	frameBytes int  // chunks are a whole number of these
-	chunkBytes int  // --chunk-ms of audio
-	paced      bool // sent at real-time pace unless --fast (when the byte rate is known)
-	live       bool // an HTTP stream, not a file
-	label      string
+	plan  transcribe.AudioPlan
+	paced bool // sent at real-time pace unless --fast
+	live  bool // a pipe or an HTTP stream: read returns what has arrived
+	label string
 }
 
-// read fills buf from a file, or returns what has arrived from a live stream.
+// read fills buf from a file, or returns what has arrived from a live input.
 func (s *audioSource) read(buf []byte) (int, error) {
 	if s.live {
 		return s.Reader.Read(buf)
@@ -47,103 +37,71 @@ func (s *audioSource) read(buf []byte) (int, error) {
 	return n, err
 }
 
-// openAudio opens --file or --url and decides what to send, as every language's client does.
-//
-// A file that is a 16-bit PCM WAV file is sent as raw linear16 (its data chunk only) with the
-// header's sample rate and channels; any other WAV file is sent whole as containerised audio,
-// paced at its header's byte rate; other files are sent whole as containerised audio, paced at
-// assumedByteRate. An explicit --encoding sends the WAV data chunk (or the whole non-WAV file)
-// with that encoding. --sample-rate always overrides the header. An HTTP stream is relayed as
-// it arrives, paced only when its byte rate follows from --encoding and --sample-rate.
+// openAudio opens --file (a path, or - for stdin) or --url and plans what to send by the rules
+// every language's client shares (clients/testdata/README.md).
 func openAudio(ctx context.Context, o *options) (*audioSource, error) {
-	src := &audioSource{encoding: o.encoding, sampleRate: uint32(o.sampleRate), frameBytes: 1}
-	var err error
 	if o.url != "" {
-		err = src.openURL(ctx, o.url)
+		return openURL(ctx, o)
+	}
+	src := &audioSource{label: o.file, paced: true}
+	var in io.ReadCloser = os.Stdin
+	if o.file == "-" {
+		src.label, src.live, src.paced = "stdin", true, false // a pipe comes at its own pace
 	} else {
-		err = src.openFile(o.file)
+		f, err := os.Open(o.file)
+		if err != nil {
+			return nil, inputError(codes.InvalidArgument, o.file, err)
+		}
+		in = f
 	}
-	if err != nil {
-		return nil, err
+	// Read the head until the plan is known (a pipe may deliver a WAV header in pieces).
+	var head []byte
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := in.Read(buf)
+		head = append(head, buf[:n]...)
+		ended := errors.Is(err, io.EOF)
+		if err != nil && !ended {
+			in.Close()
+			return nil, inputError(codes.InvalidArgument, src.label, err)
+		}
+		plan, ok := transcribe.PlanAudio(head, o.encoding, uint32(o.sampleRate), int(o.chunkMs), ended)
+		if ok {
+			src.plan = plan
+			break
+		}
 	}
-	rate := src.byteRate
-	if rate == 0 {
-		rate = assumedByteRate
+	p := src.plan
+	if p.Raw() && p.SampleRate == 0 {
+		in.Close()
+		return nil, status.Errorf(codes.InvalidArgument, "raw audio needs --sample-rate")
 	}
-	src.chunkBytes = max(rate*int(o.chunkMs)/1000/src.frameBytes, 1) * src.frameBytes
+	var r io.Reader = io.MultiReader(bytes.NewReader(head[min(p.PayloadOffset, len(head)):]), in)
+	if p.PayloadBytes >= 0 {
+		r = io.LimitReader(r, p.PayloadBytes)
+	}
+	src.Reader, src.Closer = r, in
 	return src, nil
 }
 
-func (s *audioSource) openURL(ctx context.Context, url string) error {
-	s.byteRate = rawByteRate(s.encoding, s.sampleRate, 1)
-	s.paced, s.live, s.label = s.byteRate > 0, true, url
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func openURL(ctx context.Context, o *options) (*audioSource, error) {
+	plan, _ := transcribe.PlanAudio(nil, o.encoding, uint32(o.sampleRate), int(o.chunkMs), true)
+	src := &audioSource{plan: plan, live: true, paced: plan.Raw(), label: o.url}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.url, nil)
 	if err != nil {
-		return inputError(codes.InvalidArgument, url, err)
+		return nil, inputError(codes.InvalidArgument, o.url, err)
 	}
 	req.Header.Set("User-Agent", "transcribe-client")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return inputError(codes.Unavailable, url, err)
+		return nil, inputError(codes.Unavailable, o.url, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		resp.Body.Close()
-		return inputError(codes.Unavailable, url, errors.New(resp.Status))
+		return nil, inputError(codes.Unavailable, o.url, errors.New(resp.Status))
 	}
-	s.Reader, s.Closer = resp.Body, resp.Body
-	return nil
-}
-
-func (s *audioSource) openFile(path string) error {
-	s.label = path
-	f, err := os.Open(path)
-	if err != nil {
-		return inputError(codes.InvalidArgument, path, err)
-	}
-	s.Reader, s.Closer, s.paced = f, f, true
-	br := bufio.NewReader(f)
-	format, dataBytes, err := readWAVHeader(br)
-	isWAV := err == nil
-	if s.encoding == transcribev1.AudioEncoding_AUDIO_ENCODING_UNSPECIFIED && isWAV && format.isPCM16() {
-		s.encoding = transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16
-	}
-	if s.encoding != transcribev1.AudioEncoding_AUDIO_ENCODING_UNSPECIFIED && isWAV {
-		s.Reader = br // just after the header: the samples
-		if dataBytes > 0 {
-			s.Reader = io.LimitReader(br, dataBytes)
-		}
-		if s.sampleRate == 0 {
-			s.sampleRate = format.sampleRate
-		}
-		s.channels = uint32(format.channels)
-	} else if _, err := f.Seek(0, io.SeekStart); err != nil { // the whole file
-		f.Close()
-		return inputError(codes.InvalidArgument, path, err)
-	}
-	s.byteRate = rawByteRate(s.encoding, s.sampleRate, s.channels)
-	if s.byteRate > 0 {
-		s.frameBytes = rawByteRate(s.encoding, 1, s.channels)
-	} else if isWAV {
-		s.byteRate = int(format.byteRate)
-	}
-	if s.byteRate == 0 {
-		s.byteRate = assumedByteRate
-	}
-	return nil
-}
-
-// rawByteRate is the byte rate of raw audio (channels 0 counts as 1), or 0 when it is not fixed.
-func rawByteRate(enc transcribev1.AudioEncoding, sampleRate, channels uint32) int {
-	perSample := 0
-	switch enc {
-	case transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16:
-		perSample = 2
-	case transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR32:
-		perSample = 4
-	case transcribev1.AudioEncoding_AUDIO_ENCODING_MULAW, transcribev1.AudioEncoding_AUDIO_ENCODING_ALAW:
-		perSample = 1
-	}
-	return perSample * int(sampleRate) * int(max(channels, 1))
+	src.Reader, src.Closer = resp.Body, resp.Body
+	return src, nil
 }
 
 // inputError is a failure to read the audio input, reported with a status name as the
@@ -156,52 +114,45 @@ func inputError(code codes.Code, label string, err error) error {
 	return status.Errorf(code, "cannot read %s: %v", label, err)
 }
 
-type transcribeStream = grpc.BidiStreamingClient[transcribev1.StreamTranscribeRequest, transcribev1.StreamTranscribeResponse]
-
-// sendAudio sends the config, then the audio in chunks (at real-time pace if paced), then
-// half-closes. It also half-closes, cleanly, when ctx ends (Ctrl+C), and when the audio source
-// fails, which it then returns. Failures of the call itself come from Recv.
-func sendAudio(ctx context.Context, stream transcribeStream, cfg *transcribev1.StreamingConfig, src *audioSource, pace bool) error {
-	send := func(req *transcribev1.StreamTranscribeRequest) bool {
-		return stream.Send(req) == nil // on failure Recv reports the call's status
-	}
-	if !send(&transcribev1.StreamTranscribeRequest{Request: &transcribev1.StreamTranscribeRequest_Config{Config: cfg}}) {
-		return nil
-	}
+// sendAudio sends the audio in chunks (at real-time pace if paced), then half-closes. It also
+// half-closes, cleanly, when ctx ends (Ctrl+C), and when the audio source fails, which it then
+// returns. Failures of the call itself come from Recv.
+func sendAudio(ctx context.Context, stream *transcribe.Stream, src *audioSource, pace bool) error {
+	defer stream.CloseSend()
 	pace = pace && src.paced
 	start := time.Now()
 	sent := 0
-	buf := make([]byte, src.chunkBytes)
+	size := src.plan.ChunkBytes
+	if src.live && !src.paced {
+		size = 64 * 1024 // a pipe: pass on what arrives, at once
+	}
+	buf := make([]byte, size)
 	for {
 		n, err := src.read(buf)
 		if ctx.Err() != nil {
-			break // Ctrl+C, or the call is over
+			return nil // Ctrl+C, or the call is over
 		}
 		if n > 0 {
-			chunk := make([]byte, n)
-			copy(chunk, buf[:n])
-			if !send(&transcribev1.StreamTranscribeRequest{Request: &transcribev1.StreamTranscribeRequest_Audio{Audio: chunk}}) {
+			if stream.Send(append([]byte(nil), buf[:n]...)) != nil {
 				return nil
 			}
 			sent += n
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			code := codes.InvalidArgument
 			if src.live {
 				code = codes.Unavailable
 			}
-			_ = stream.CloseSend() // the results of the audio sent so far still come
 			return inputError(code, src.label, err)
 		}
-		if pace && !sleep(ctx, time.Until(start.Add(time.Duration(sent)*time.Second/time.Duration(src.byteRate)))) {
-			break
+		wait := time.Until(start.Add(time.Duration(sent) * time.Second / time.Duration(src.plan.BytesPerSecond)))
+		if pace && !sleep(ctx, wait) {
+			return nil
 		}
 	}
-	_ = stream.CloseSend() // a failure here also shows up in Recv
-	return nil
 }
 
 // sleep waits for d or until ctx ends, and says whether it waited all of d.

@@ -1,11 +1,12 @@
-// Command transcribe streams an audio file or an HTTP audio stream to the transcription gateway
-// and prints the transcripts it sends back.
+// Command transcribe streams an audio file, stdin or an HTTP audio stream to the transcription
+// gateway and prints the transcripts it sends back. It is a thin program on top of the
+// transcribe package (../../transcribe), which also resumes the stream by itself when a
+// gateway replica drains.
 //
 //	go run ./cmd/transcribe --addr 127.0.0.1:50051 --file speech.wav
 //
-// It opens one TranscribeService/StreamTranscribe stream, sends the config, then the audio at
-// real-time pace (unless --fast), then half-closes and prints every remaining result. Ctrl+C
-// ends the audio early in the same clean way; a second Ctrl+C cancels the call (exit code 130).
+// Ctrl+C ends the audio (the remaining results still print, exit 0); a second Ctrl+C cancels
+// the call (exit code 130).
 package main
 
 import (
@@ -16,23 +17,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
-	"unicode"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	transcribev1 "github.com/transcribe-gateway/clients/go/gen/transcribe/v1"
+	"github.com/transcribe-gateway/clients/go/transcribe"
 )
 
 // errInterrupted ends the call on a second Ctrl+C.
 var errInterrupted = status.Error(codes.Canceled, "interrupted")
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout)
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	var usage usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
@@ -49,12 +47,11 @@ func main() {
 }
 
 // run is the whole program: parse the flags, open the audio, stream it and print the results.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := parseOptions(args, stdout)
 	if err != nil {
 		return err
 	}
-
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The first Ctrl+C ends the audio (not the call); a second one cancels the call.
@@ -86,34 +83,32 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer src.Close()
 
-	creds, err := transportCredentials(opts)
+	client, err := transcribe.NewClient(opts.addr, transcribe.Options{
+		Token: opts.token, TLS: opts.tls, CAFile: opts.caFile,
+		Resume: transcribe.ResumeOptions{Disabled: opts.noResume, OnResume: func(e transcribe.ResumeEvent) {
+			fmt.Fprintf(stderr, "resuming: %v (attempt %d, from %.3f s, %d bytes resent)\n",
+				e.Err, e.Attempt, e.StartOffsetSeconds, e.ResendBytes)
+		}},
+	})
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(opts.addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-
-	if opts.token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+opts.token)
-	}
-	stream, err := transcribev1.NewTranscribeServiceClient(conn).StreamTranscribe(ctx)
+	defer client.Close()
+	stream, err := client.Stream(ctx, newConfig(opts, src.plan))
 	if err != nil {
 		return err
 	}
 
 	// The sender's result: nil, or a failure of the audio source after which it half-closed.
 	sent := make(chan error, 1)
-	go func() { sent <- sendAudio(audioCtx, stream, newConfig(opts, src), src, !opts.fast) }()
+	go func() { sent <- sendAudio(audioCtx, stream, src, !opts.fast) }()
 
 	out := printer{w: stdout, json: opts.json, interim: opts.interim}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
 			interrupted := errors.Is(context.Cause(ctx), errInterrupted)
-			cancel(nil) // stops the sender if the call ended before the audio did
+			endAudio() // stops the sender if the call ended before the audio did
 			inputErr := <-sent
 			switch {
 			case interrupted:
@@ -130,16 +125,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-// newConfig builds the session's config from the flags and what the audio source found out.
-func newConfig(opts *options, src *audioSource) *transcribev1.StreamingConfig {
+// newConfig builds the session's config from the flags and the audio plan.
+func newConfig(opts *options, plan transcribe.AudioPlan) *transcribev1.StreamingConfig {
 	cfg := &transcribev1.StreamingConfig{
 		Model:      opts.model,
 		Language:   opts.language,
-		Encoding:   src.encoding,
-		SampleRate: src.sampleRate,
+		Encoding:   plan.Encoding,
+		SampleRate: plan.SampleRate,
 	}
-	if src.channels > 1 {
-		cfg.Channels = src.channels
+	if plan.Channels > 1 {
+		cfg.Channels = plan.Channels
 	}
 	if opts.interim {
 		cfg.InterimResults = proto.Bool(true)
@@ -155,26 +150,12 @@ func newConfig(opts *options, src *audioSource) *transcribev1.StreamingConfig {
 
 // describe renders an error as the program prints it after "error: ".
 func describe(err error) string {
+	var e *transcribe.Error
+	if errors.As(err, &e) {
+		return e.Error()
+	}
 	if st, ok := status.FromError(err); ok {
-		return statusName(st.Code()) + ": " + st.Message()
+		return transcribe.StatusName(st.Code()) + ": " + st.Message()
 	}
 	return err.Error()
-}
-
-// statusName gives a status code's canonical name, e.g. INVALID_ARGUMENT for InvalidArgument.
-func statusName(code codes.Code) string {
-	if code == codes.Canceled {
-		return "CANCELLED" // the one name Go spells differently
-	}
-	name := code.String()
-	var b strings.Builder
-	prev := rune(0)
-	for _, r := range name {
-		if unicode.IsUpper(r) && unicode.IsLower(prev) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToUpper(r))
-		prev = r
-	}
-	return b.String()
 }

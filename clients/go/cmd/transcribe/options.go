@@ -1,17 +1,12 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	transcribev1 "github.com/transcribe-gateway/clients/go/gen/transcribe/v1"
 )
@@ -31,10 +26,14 @@ type options struct {
 	caFile      string
 	fast        bool
 	json        bool
+	noResume    bool
 	encoding    transcribev1.AudioEncoding
 	sampleRate  uint
 	chunkMs     uint
 }
+
+// tokenEnv is the environment variable --token defaults to.
+const tokenEnv = "TRANSCRIBE_TOKEN"
 
 // usageError is a bad command line: the program exits with code 2.
 type usageError struct{ msg string }
@@ -48,18 +47,19 @@ func parseOptions(args []string, help io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("transcribe", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:50051", "gateway address, `HOST:PORT`")
-	fs.StringVar(&o.file, "file", "", "audio file to stream (`PATH`); a 16-bit PCM WAV file is sent as raw linear16")
+	fs.StringVar(&o.file, "file", "", "audio file to stream (`PATH`), - for stdin as it arrives; a 16-bit PCM WAV is sent as raw linear16")
 	fs.StringVar(&o.url, "url", "", "HTTP audio stream to relay (`URL`), e.g. an internet radio station")
 	fs.StringVar(&o.model, "model", "", "model name, e.g. nova-3 (default: the upstream's default)")
 	fs.StringVar(&o.language, "language", "", "BCP-47 language tag, e.g. en-US (default: en)")
 	fs.BoolVar(&o.interim, "interim", false, "also print interim transcripts, prefixed by \"~ \"")
 	fs.BoolVar(&o.smartFormat, "smart-format", false, "ask for smart formatting")
 	fs.BoolVar(&o.diarize, "diarize", false, "ask for speaker labels")
-	fs.StringVar(&o.token, "token", "", "client `TOKEN`, sent as \"authorization: Bearer TOKEN\"")
+	fs.StringVar(&o.token, "token", os.Getenv(tokenEnv), "client `TOKEN`, sent as \"authorization: Bearer TOKEN\" (default $"+tokenEnv+")")
 	fs.BoolVar(&o.tls, "tls", false, "connect with TLS, trusting the system's root certificates")
 	fs.StringVar(&o.caFile, "ca-file", "", "with TLS, trust the PEM certificates in `PATH` instead")
 	fs.BoolVar(&o.fast, "fast", false, "send audio as fast as possible instead of at real-time pace")
 	fs.BoolVar(&o.json, "json", false, "print every response as one JSON object per line")
+	fs.BoolVar(&o.noResume, "no-resume", false, "end with the error instead of resuming after UNAVAILABLE with a ResumePoint")
 	fs.StringVar(&encoding, "encoding", "", "raw audio `ENCODING` of the input, e.g. linear16, mulaw (default: WAV header or containerised)")
 	fs.UintVar(&o.sampleRate, "sample-rate", 0, "sample rate of raw audio, in `HZ`")
 	fs.UintVar(&o.chunkMs, "chunk-ms", 50, "audio per message, in `MS`")
@@ -110,29 +110,9 @@ func printUsage(fs *flag.FlagSet, w io.Writer) {
 			arg = " " + arg
 		}
 		fmt.Fprintf(w, "  --%s%s\n        %s", f.Name, arg, usage)
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.Name != "token" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)
 	})
-}
-
-// transportCredentials gives plaintext by default, TLS with --tls or --ca-file.
-func transportCredentials(o *options) (credentials.TransportCredentials, error) {
-	if !o.tls && o.caFile == "" {
-		return insecure.NewCredentials(), nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate found", o.caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return credentials.NewTLS(cfg), nil
 }

@@ -1,0 +1,8 @@
+export interface Finalize {
+    'channel'?: (number);
+    '_channel'?: "channel";
+}
+export interface Finalize__Output {
+    'channel'?: (number);
+    '_channel'?: "channel";
+}

@@ -1,0 +1,4 @@
+export interface KeepAlive {
+}
+export interface KeepAlive__Output {
+}
