@@ -100,7 +100,7 @@ async def _start_worker(
     workdir: Path,
 ) -> asyncio.subprocess.Process:
     args = [sys.executable, "-m", "gateway.workers", *global_flags, "serve", "--workers", "1"]
-    args += ["--listen", f"{host}:{port}", "--upstream-url", upstream]
+    args += ["--listen", f"{host}:{port}"]
     args += ["--ready-file", str(workdir / f"worker{index}.ready")]
     if settings.metrics_listen is not None:
         metrics_host, _, metrics_port = settings.metrics_listen.rpartition(":")
@@ -113,7 +113,9 @@ async def _start_worker(
         value = getattr(settings, name)
         if value is not None and name != "auth_tokens":  # secrets travel in the environment
             args += ["--" + name.replace("_", "-"), str(value)]
-    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    # The upstream URL may carry credentials (user:pass@, ?token=): the environment, unlike argv,
+    # does not show in process lists.
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), "GATEWAY_UPSTREAM_URL": upstream}
     return await asyncio.create_subprocess_exec(*args, env=env)
 
 
