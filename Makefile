@@ -61,7 +61,7 @@ bench-engine: setup
 	$(PY) -m bench.engine
 
 bench: setup
-	$(PY) -m bench.relay --gateway-args "--workers 2"
+	$(PY) -m bench.relay $(if $(OUT),--write $(OUT))
 
 ## bench-faults: the resilience benchmark (docs/resilience.md).
 bench-faults: setup
