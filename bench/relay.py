@@ -717,6 +717,74 @@ def summarise_profile(profile: Profile, top: int = 20) -> dict[str, list[tuple[s
     }
 
 
+# --- the upstream send path on its own ------------------------------------------------------------
+
+
+SEND_PATH_BATCHES = (1, 2, 5)
+
+
+def measure_send_path(upstream_url: str, frames: int, frame_bytes: int = 640) -> dict[int, float]:
+    """CPU microseconds per audio frame that `UpstreamConnection` spends sending ``frames`` frames
+    as fast as it can, one message each (1) or several already-waiting frames per message
+    (`send_audio_batch`). Runs in this process under uvloop, as the gateway does."""
+    import asyncio
+
+    import uvloop
+
+    from gateway.upstream.connection import UpstreamTarget, open_upstream
+
+    async def one(batch: int) -> float:
+        url = f"{upstream_url}?encoding=linear16&sample_rate=16000&interim_results=true"
+        async with await open_upstream(UpstreamTarget(url)) as connection:
+
+            async def drain() -> None:
+                with contextlib.suppress(Exception):
+                    while True:
+                        await connection.recv()
+
+            reader = asyncio.create_task(drain())
+            chunk = [bytes(frame_bytes)] * batch
+            began = time.process_time()
+            for _ in range(frames // batch):
+                await connection.send_audio_batch(chunk)
+            spent = time.process_time() - began
+            await connection.send_text('{"type":"CloseStream"}')
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader, 10)
+            return 1e6 * spent / (frames // batch * batch)
+
+    async def every() -> dict[int, float]:
+        await one(1)  # warm up imports and the first connection
+        return {batch: await one(batch) for batch in SEND_PATH_BATCHES}
+
+    return uvloop.run(every())
+
+
+def run_send_path(go: str, frames: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="bench-send-path-") as tmp:
+        workdir = Path(tmp)
+        binary = build(go, "upstream", workdir)
+        ready = workdir / "upstream.ready"
+        argv = [str(binary), "-listen", "127.0.0.1:0", "-ready-file", str(ready), *PROFILES["deepgram"].args]
+        upstream = start_service("upstream", argv, workdir, ready)
+        try:
+            rounds = [measure_send_path(f"ws://{upstream.address}/v1/listen", frames) for _ in range(3)]
+        finally:
+            upstream.stop()
+    lines = [
+        f"CPU per 20 ms frame sent by UpstreamConnection ({frames} frames as fast as possible, "
+        "median of 3 rounds):",
+        "",
+        "| Frames per message | CPU per frame (µs) | x one frame per message |",
+        "|---:|---:|---:|",
+    ]
+    single = statistics.median(r[1] for r in rounds)
+    for batch in SEND_PATH_BATCHES:
+        value = statistics.median(r[batch] for r in rounds)
+        lines.append(f"| {batch} | {value:.1f} | {value / single:.2f}x |")
+    return "\n".join(lines)
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -1038,6 +1106,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--write", type=Path, default=None, help="also write the report to this file")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     parser.add_argument("--go", default=None, help="the go command [go on PATH, /usr/local/go/bin/go]")
+    parser.add_argument(
+        "--send-path",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="instead: time the upstream send path alone, one frame per message vs several",
+    )
     return parser.parse_args(argv)
 
 
@@ -1099,6 +1174,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = shlex.join(["python", "-m", "bench.relay", *given])
     began = time.monotonic()
     go = find_go(args.go)
+    if args.send_path is not None:
+        print(run_send_path(go, args.send_path))
+        return
     print(f"bench.relay: about {plan.estimate_s() / 60:.0f} min", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         workdir = Path(tmp)
