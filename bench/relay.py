@@ -84,6 +84,7 @@ class ProcSample:
     rss_kb: int
     uss_kb: int  # private (unshared) memory: what the process tree alone costs
     processes: int
+    switches: int = 0  # context switches of all the tree's threads: how often it slept and woke
 
 
 def _children() -> dict[int, list[int]]:
@@ -113,7 +114,7 @@ def _tree(pid: int) -> list[int]:
 def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
     """CPU seconds (user + system) and memory of ``pid`` and, with ``tree``, its descendants."""
     cpu = 0.0
-    rss = uss = count = 0
+    rss = uss = count = switches = 0
     for p in (_tree(pid) if tree else [pid]) if pid is not None else []:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
@@ -121,6 +122,7 @@ def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
         except OSError:
             continue
         cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        switches += _switches(p)
         for line in rollup.splitlines():
             name, _, value = line.partition(":")
             if name == "Rss":
@@ -128,7 +130,19 @@ def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
             elif name in ("Private_Clean", "Private_Dirty"):
                 uss += int(value.split()[0])
         count += 1
-    return ProcSample(time.monotonic(), cpu, rss, uss, count)
+    return ProcSample(time.monotonic(), cpu, rss, uss, count, switches)
+
+
+def _switches(pid: int) -> int:
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for line in (task / "status").read_text().splitlines():
+                    name, _, value = line.partition(":")
+                    if name.endswith("ctxt_switches"):  # voluntary and nonvoluntary
+                        total += int(value)
+    return total
 
 
 def system_busy_s() -> float:
@@ -388,6 +402,19 @@ class Measured:
         memory = self.run.memory_kb or [self.run.samples["measure_end"]["relay"].uss_kb]
         return (statistics.median(memory) - self.baseline.uss_kb) / self.opened
 
+    def switches_per_frame(self) -> float:
+        """Context switches of the relay's threads per audio frame sent: fewer means more work
+        done per wake-up."""
+        a, b = self.run.samples["measure_start"]["relay"], self.run.samples["measure_end"]["relay"]
+        frames = max(int(self.run.result.get("frames_sent", 0)), 1)
+        return (b.switches - a.switches) / frames
+
+    def idle_kb_per_stream(self) -> float:
+        """Memory per stream with the streams open but silent: the session's fixed cost."""
+        if "idle_end" not in self.run.samples:
+            return math.nan
+        return (self.run.samples["idle_end"]["relay"].uss_kb - self.baseline.uss_kb) / self.opened
+
     def problems(self) -> list[str]:
         return run_problems(self.run, self.opened)
 
@@ -565,6 +592,14 @@ def cpu(m: Measured) -> float:
 
 def memory(m: Measured) -> float:
     return m.kb_per_stream()
+
+
+def idle_memory(m: Measured) -> float:
+    return m.idle_kb_per_stream()
+
+
+def switches(m: Measured) -> float:
+    return m.switches_per_frame()
 
 
 def ratio_text(values: Sequence[float]) -> str:
@@ -899,6 +934,19 @@ def render(
             row.append(f"{_f(kb, 0)} KB")
         w("| " + " | ".join(row) + " |")
     w("")
+    w(
+        f"Memory per stream with the streams open but silent (after {plan.idle_s:g} s), before any "
+        "audio: what a session costs without the audio it holds.\n"
+    )
+    w("| Profile, frames | " + " | ".join(RELAY_NAMES[r] for r in relays) + " |")
+    w("|---|" + "---:|" * len(relays))
+    for load in plan.loads:
+        w(
+            f"| {load.label} | "
+            + " | ".join(f"{_f(results.median(r, load, idle_memory), 0)} KB" for r in relays)
+            + " |"
+        )
+    w("")
 
     target = Load("deepgram", 20)
     if target in plan.loads:
@@ -1159,6 +1207,8 @@ def raw_results(results: Results) -> list[dict[str, Any]]:
             "round": m.round + 1,
             "cpu_pct_per_stream": m.cpu_pct_per_stream(),
             "kb_per_stream": m.kb_per_stream(),
+            "idle_kb_per_stream": m.idle_kb_per_stream(),
+            "switches_per_frame": m.switches_per_frame(),
             "problems": m.problems(),
             "result": m.run.result,
         }

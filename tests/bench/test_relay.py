@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -26,21 +27,25 @@ def _measured(
         "failed_streams": 0,
         "lost": lost,
         "drained": True,
+        "frames_sent": 1000,
     }
     run = relay.LoadRun(result)
     run.samples = {
         "measure_start": {"relay": relay.ProcSample(0.0, 0.0, 0, 1000, 1)},
-        "measure_end": {"relay": relay.ProcSample(10.0, cpu_s, 0, 1000 + uss_kb, 1)},
+        "measure_end": {"relay": relay.ProcSample(10.0, cpu_s, 0, 1000 + uss_kb, 1, switches=500)},
     }
     run.memory_kb = [1000 + uss_kb]
     return relay.Measured(name, DEEPGRAM_20, round_, run, relay.ProcSample(0.0, 0.0, 0, 1000, 1))
 
 
 def test_cost_per_stream_is_the_process_trees_cpu_and_memory_over_the_streams() -> None:
-    """1 core-second per second over 10 streams is 10 % of a core each; memory above the baseline."""
+    """1 core-second per second over 10 streams is 10 % of a core each; memory above the baseline;
+    wake-ups over the frames sent."""
     m = _measured("plain", 0, cpu_s=10.0, uss_kb=800)
     assert m.cpu_pct_per_stream() == pytest.approx(10.0)
     assert m.kb_per_stream() == pytest.approx(80.0)
+    assert m.switches_per_frame() == pytest.approx(0.5)
+    assert math.isnan(m.idle_kb_per_stream())  # this run had no idle phase
 
 
 def test_ratios_pair_runs_of_the_same_round_only() -> None:
