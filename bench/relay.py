@@ -947,6 +947,16 @@ def render(
             + " |"
         )
     w("")
+    w(
+        "Context switches of all the relay's threads (voluntary and not, from "
+        "/proc/PID/task/*/status) per audio frame over the measured window: how much work each "
+        "wake-up does (fewer is more per wake-up).\n"
+    )
+    w("| Profile, frames | " + " | ".join(RELAY_NAMES[r] for r in relays) + " |")
+    w("|---|" + "---:|" * len(relays))
+    for load in plan.loads:
+        w(f"| {load.label} | " + " | ".join(_f(results.median(r, load, switches)) for r in relays) + " |")
+    w("")
 
     target = Load("deepgram", 20)
     if target in plan.loads:
