@@ -76,23 +76,21 @@ demo: setup
 
 # Benchmarks write their report to OUT, by default under .bench/ (untracked), so that a run does
 # not rewrite the committed reports in docs/; `make bench-engine OUT=docs/engine-bench.md` does.
-# The report flag is --write where the module has it, else its older --output.
-report_flag = $$($(PY) -m $(1) --help | grep -q -e '--write' && echo --write || echo --output)
 
 ## bench: the relay benchmark (docs/benchmarks.md is the committed report).
 bench: OUT ?= .bench/benchmarks.md
 bench: setup
-	$(PY) -m bench.relay --gateway-args "--workers 2" $(call report_flag,bench.relay) "$(OUT)"
+	$(PY) -m bench.relay --write "$(OUT)"
 
 ## bench-engine: the embedded engine's benchmark (docs/engine-bench.md is the committed report).
 bench-engine: OUT ?= .bench/engine-bench.md
 bench-engine: setup
-	$(PY) -m bench.engine $(call report_flag,bench.engine) "$(OUT)"
+	$(PY) -m bench.engine --write "$(OUT)"
 
 ## bench-faults: the resilience benchmark (docs/resilience.md is the committed report).
 bench-faults: OUT ?= .bench/resilience.md
 bench-faults: setup
-	$(PY) -m bench.faults $(call report_flag,bench.faults) "$(OUT)"
+	$(PY) -m bench.faults --write "$(OUT)"
 
 ## clients: regenerate every client's stubs from the proto (part of make generate).
 clients:

@@ -115,7 +115,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cut-every-s", type=float, default=CUT_EVERY_S)
     parser.add_argument("--pace", type=float, default=SPEECH_MINUTE.pace)
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "resilience.md")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        help="write the report here (docs/resilience.md is the committed one)",
+    )
     args = parser.parse_args()
     scenario = Scenario(pace=args.pace, chunk_s=SPEECH_MINUTE.chunk_s, cut_every_s=args.cut_every_s)
     started = time.monotonic()
@@ -125,14 +130,15 @@ def main() -> None:
     if args.cut_every_s != CUT_EVERY_S or args.pace != SPEECH_MINUTE.pace:
         command = f"python -m bench.faults --cut-every-s {args.cut_every_s:g} --pace {args.pace:g}"
     text = report(clean, faulty, audio_s, scenario, command=command, source=source)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the hostile cases' section (bench.hostile's figures) below the part this writes.
-    previous = args.output.read_text() if args.output.exists() else ""
-    if HOSTILE_HEADING in previous:
-        text += "\n" + previous[previous.index(HOSTILE_HEADING) :]
-    args.output.write_text(text)
+    if args.write is not None:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the hostile cases' section (bench.hostile's figures) below the part this writes.
+        previous = args.write.read_text() if args.write.exists() else ""
+        if HOSTILE_HEADING in previous:
+            text += "\n" + previous[previous.index(HOSTILE_HEADING) :]
+        args.write.write_text(text)
     print(text)
-    print(f"(took {time.monotonic() - started:.0f} s; written to {args.output})")
+    print(f"(took {time.monotonic() - started:.0f} s; written to {args.write or 'stdout only'})")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,27 @@
-"""Benchmark of the relay path: the latency the gateway adds, its capacity and its cost per stream.
+"""The relay benchmark: what the gateway's features cost per stream, against a plain relay.
 
 ``python -m bench.relay`` (``make bench``) builds two Go programs, a scripted Deepgram-compatible
-upstream (``bench/upstream``, answers every 20 ms audio frame at once with one result naming the
-frame) and a load generator (``bench/loadgen``, N concurrent real-time streams of 16 kHz linear16
-audio), then at each concurrency level measures, in one run on this machine:
+upstream (``bench/upstream``) and a load generator (``bench/loadgen``: N concurrent real-time
+streams of 16 kHz linear16 audio), and measures in one run, on the same load:
 
-* the same upstream reached directly over its websocket and through a fresh ``gateway serve``
-  process; the gateway's added latency is the difference of the per-frame latency percentiles;
-* the gateway's CPU and memory (private memory of its process tree, from ``/proc``) with N streams open but
-  silent, and with N streams sending audio;
-* the CPU used by the load generator, the upstream and everything else on the machine;
-* the largest level whose p99 added latency stays under 20 ms with no stream failed and no frame
-  lost (the capacity), searched between and beyond the levels;
-* a py-spy profile of the gateway at 200 streams.
+* the plain relay (``bench/plain_relay.py``: the gateway's libraries, none of its features),
+  ``gateway serve --workers 1`` and ``gateway serve --workers 2``, each a fresh process tree;
+* on two upstream profiles, Deepgram's live cadence (an interim result about every second, a
+  final about every 3 s, with words) and the worst case (a result for every audio frame),
+* at 20 ms and 100 ms audio frames.
 
-Results go to ``docs/benchmarks.md`` and ``docs/benchmarks/*.png`` (``--no-write``: stdout only).
-matplotlib (plots) and py-spy (profile) are imported or run lazily; without them the report says
-what is missing.
+The headline figures are the CPU (user + system time) and the memory (private memory, USS) of
+each relay's process tree per stream, as ratios to the plain relay in the same round, and the
+capacity they imply on dedicated cores. The latency each relay adds to the upstream reached
+directly is a secondary table, and a py-spy profile of the gateway (one worker, Deepgram's
+cadence, 20 ms frames) says where the time goes. Rounds (``--rounds``) repeat the whole matrix,
+rotating the order of the relays; ratios are taken within a round, then their median.
+
+The load generator and the upstream run on the same machine as the relays (their CPU is in the
+report); the ratios are what to trust on a shared machine, not the absolute figures.
+
+The report goes to stdout, and with ``--write PATH`` to that file (``make bench
+OUT=docs/benchmarks.md``), keeping the previous file's hand-written notes block.
 """
 
 from __future__ import annotations
@@ -46,25 +51,25 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-DOC = ROOT / "docs" / "benchmarks.md"
-PLOTS = ROOT / "docs" / "benchmarks"
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_LIMIT_S = 60.0
-# The hand-written part of the report (analysis, what each optimisation bought) lives between
-# these markers and is carried over from the previous report when it is regenerated.
+# The hand-written part of the report (analysis, what each lever bought) lives between these
+# markers and is carried over from the previous report when it is regenerated.
 NOTES_BEGIN = "<!-- notes: kept when the report is regenerated -->"
 NOTES_END = "<!-- /notes -->"
 STOP_LIMIT_S = 10.0
 MEMORY_SAMPLE_S = 0.5
+SETTLE_S = 1.0  # after a relay is ready, before its baseline memory is sampled
+BYTES_PER_SECOND = 16_000 * 2  # 16 kHz linear16 mono
 
-# The issue's targets.
-TARGET_ADDED_P50_MS = 1.0
-TARGET_ADDED_P99_MS = 5.0
-TARGET_LATENCY_STREAMS = 200
-TARGET_STREAMS = 500
-TARGET_KB_PER_STREAM = 100.0
-CAPACITY_P99_MS = 20.0
+# The issue's targets (#13), at Deepgram's cadence with 20 ms frames.
+TARGET_CPU_RATIO = 1.0  # gateway (1 worker) CPU per stream / plain relay's
+TARGET_WORKERS_RATIO = 1.1  # gateway (2 workers) CPU per stream / gateway (1 worker)'s
+# The gateway must keep the uncommitted audio for replay: from the committed cursor less the
+# pre-roll to the newest audio. At Deepgram's cadence that is on average half the time between
+# finals plus the pre-roll (the gateway's default, `--replay-preroll-s`).
+REPLAY_PREROLL_S = 1.0
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -79,6 +84,7 @@ class ProcSample:
     rss_kb: int
     uss_kb: int  # private (unshared) memory: what the process tree alone costs
     processes: int
+    switches: int = 0  # context switches of all the tree's threads: how often it slept and woke
 
 
 def _children() -> dict[int, list[int]]:
@@ -108,7 +114,7 @@ def _tree(pid: int) -> list[int]:
 def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
     """CPU seconds (user + system) and memory of ``pid`` and, with ``tree``, its descendants."""
     cpu = 0.0
-    rss = uss = count = 0
+    rss = uss = count = switches = 0
     for p in (_tree(pid) if tree else [pid]) if pid is not None else []:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
@@ -116,6 +122,7 @@ def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
         except OSError:
             continue
         cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        switches += _switches(p)
         for line in rollup.splitlines():
             name, _, value = line.partition(":")
             if name == "Rss":
@@ -123,7 +130,19 @@ def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
             elif name in ("Private_Clean", "Private_Dirty"):
                 uss += int(value.split()[0])
         count += 1
-    return ProcSample(time.monotonic(), cpu, rss, uss, count)
+    return ProcSample(time.monotonic(), cpu, rss, uss, count, switches)
+
+
+def _switches(pid: int) -> int:
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for line in (task / "status").read_text().splitlines():
+                    name, _, value = line.partition(":")
+                    if name.endswith("ctxt_switches"):  # voluntary and nonvoluntary
+                        total += int(value)
+    return total
 
 
 def system_busy_s() -> float:
@@ -227,7 +246,7 @@ class LoadRun:
     samples: dict[str, dict[str, ProcSample]] = field(default_factory=dict)
     busy: dict[str, float] = field(default_factory=dict)
     at: dict[str, float] = field(default_factory=dict)
-    memory_kb: list[int] = field(default_factory=list)  # the gateway's, during the measured window
+    memory_kb: list[int] = field(default_factory=list)  # the relay's, during the measured window
 
     def cpu_cores(self, who: str, start: str = "measure_start", end: str = "measure_end") -> float:
         if who == "loadgen" and (start, end) == ("measure_start", "measure_end"):
@@ -264,7 +283,7 @@ def run_loadgen(
     def sample_memory() -> None:
         # Python's heap moves by megabytes with each collection: the median of many samples over
         # the measured window says more than one sample at its end.
-        pid = watch.get("gateway")
+        pid = watch.get("relay")
         while pid is not None and not stopped.wait(MEMORY_SAMPLE_S):
             if measuring.is_set():
                 run.memory_kb.append(sample(pid).uss_kb)
@@ -303,221 +322,316 @@ def run_loadgen(
     return run
 
 
-# --- a level --------------------------------------------------------------------------------------
+# --- what is measured -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamProfile:
+    """How the scripted upstream answers audio, and what that models."""
+
+    name: str
+    args: tuple[str, ...]
+    result_interval_s: float  # audio between answered frames; 0: every frame
+    final_interval_s: float | None  # audio between finals; None: every final_every frames
+    models: str
+
+
+PROFILES = {
+    "deepgram": UpstreamProfile(
+        "deepgram",
+        ("-profile=deepgram", "-interim-interval=1s", "-final-interval=3s", "-words-per-second=2.5"),
+        1.0,
+        3.0,
+        "Deepgram's live cadence with interim results on: an interim result about every second of "
+        "audio and a final one every 3 s, each carrying the open segment's words at 2.5 words per "
+        "second (a final holds 8 words). Audio dominates: 50 or 10 frames in per result out.",
+    ),
+    "every-frame": UpstreamProfile(
+        "every-frame",
+        ("-profile=every-frame", "-final-every=25"),
+        0.0,
+        None,
+        "The worst case for a relay: every audio frame is answered at once by a one-word "
+        "result (a final every 25 frames), so every frame costs a full round trip of messages. "
+        "No real recogniser answers this often; it bounds the per-message cost.",
+    ),
+}
+
+RELAYS = ("plain", "gateway-1", "gateway-2")
+RELAY_NAMES = {
+    "plain": "plain relay",
+    "gateway-1": "gateway, 1 worker",
+    "gateway-2": "gateway, 2 workers",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One upstream profile at one frame size."""
+
+    profile: str
+    frame_ms: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.profile}, {self.frame_ms} ms"
+
+    def loadgen_args(self) -> list[str]:
+        interval = PROFILES[self.profile].result_interval_s
+        return [f"-frame={self.frame_ms}ms", f"-result-interval={interval:g}s"]
 
 
 @dataclass(slots=True)
-class Level:
-    """Both paths at one number of concurrent streams."""
+class Measured:
+    """One relay's run on one load in one round."""
 
-    streams: int
-    direct: LoadRun
-    gateway: LoadRun
+    relay: str
+    load: Load
+    round: int
+    run: LoadRun
     baseline: ProcSample
-    search: bool = False
-
-    def added(self, q: str, key: str = "latency_ms") -> float:
-        return self.gateway.latency(key).get(q, float("nan")) - self.direct.latency(key).get(q, float("nan"))
 
     @property
-    def added_p99_worst(self) -> float:
-        return max(self.added("p99"), self.added("p99", "latency_from_due_ms"))
+    def opened(self) -> int:
+        return max(int(self.run.result["opened"]), 1)
+
+    def cpu_pct_per_stream(self) -> float:
+        return 100 * self.run.cpu_cores("relay") / self.opened
+
+    def kb_per_stream(self) -> float:
+        memory = self.run.memory_kb or [self.run.samples["measure_end"]["relay"].uss_kb]
+        return (statistics.median(memory) - self.baseline.uss_kb) / self.opened
+
+    def switches_per_frame(self) -> float:
+        """Context switches of the relay's threads per audio frame sent: fewer means more work
+        done per wake-up."""
+        a, b = self.run.samples["measure_start"]["relay"], self.run.samples["measure_end"]["relay"]
+        frames = max(int(self.run.result.get("frames_sent", 0)), 1)
+        return (b.switches - a.switches) / frames
+
+    def idle_kb_per_stream(self) -> float:
+        """Memory per stream with the streams open but silent: the session's fixed cost."""
+        if "idle_end" not in self.run.samples:
+            return math.nan
+        return (self.run.samples["idle_end"]["relay"].uss_kb - self.baseline.uss_kb) / self.opened
 
     def problems(self) -> list[str]:
-        """Why this level does not count as held; empty when it does."""
-        found = []
-        for name, run in (("direct", self.direct), ("gateway", self.gateway)):
-            r = run.result
-            if r["opened"] < self.streams:
-                found.append(f"{name}: {self.streams - r['opened']} streams did not open")
-            if r["failed_streams"]:
-                found.append(f"{name}: {r['failed_streams']} streams failed")
-            if r["lost"]:
-                found.append(f"{name}: {r['lost']} frames without a result")
-            if not r["drained"]:
-                found.append(f"{name}: results still missing when the drain time ran out")
-        if not self.added_p99_worst < CAPACITY_P99_MS:
-            found.append(f"p99 added {self.added_p99_worst:.1f} ms >= {CAPACITY_P99_MS:g} ms")
-        return found
+        return run_problems(self.run, self.opened)
 
-    @property
-    def held(self) -> bool:
-        return not self.problems()
 
-    def memory_kb_per_stream(self, event: str) -> float:
-        """Memory per stream at the end of the idle phase, or over the measured window (median)."""
-        if event not in self.gateway.samples:
-            return float("nan")
-        opened = max(int(self.gateway.result["opened"]), 1)
-        if event == "measure_end":
-            memory = self.active_memory_kb()
-        else:
-            memory = self.gateway.samples[event]["gateway"].uss_kb
-        return (memory - self.baseline.uss_kb) / opened
-
-    def active_memory_kb(self) -> float:
-        samples = self.gateway.memory_kb or [self.gateway.samples["measure_end"]["gateway"].uss_kb]
-        return float(statistics.median(samples))
-
-    def cpu_per_stream_pct(self, start: str, end: str) -> float:
-        opened = max(int(self.gateway.result["opened"]), 1)
-        return 100 * self.gateway.cpu_cores("gateway", start, end) / opened
+def run_problems(run: LoadRun, streams: int) -> list[str]:
+    """Why a run's figures cannot be trusted; empty when every stream ran and every result came."""
+    r = run.result
+    found = []
+    if r["opened"] < r["streams"]:
+        found.append(f"{r['streams'] - r['opened']} streams did not open")
+    if r["failed_streams"]:
+        found.append(f"{r['failed_streams']} streams failed")
+    if r["lost"]:
+        found.append(f"{r['lost']} results missing")
+    if not r["drained"]:
+        found.append("results still missing when the drain time ran out")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    levels: list[int]
+    streams: int
+    loads: list[Load]
+    relays: list[str]
+    rounds: int
     idle_s: float
     warmup_s: float
     duration_s: float
     drain_s: float
-    search_duration_s: float
-    search_steps: int
-    search_max: int
+    profile: bool
     profile_streams: int
     profile_s: float
     streams_per_conn: int
     gateway_args: list[str]
-    budget_s: float
+    cores: int
+
+    def estimate_s(self) -> float:
+        per_run = 6 + self.idle_s + self.warmup_s + self.duration_s + self.streams / 20
+        runs = len(self.loads) * (len(self.relays) * self.rounds + 1)
+        return runs * per_run + (per_run + self.profile_s if self.profile else 0)
 
 
 class Bench:
-    """Holds the built programs and the upstream for the whole run."""
+    """The built programs and the upstreams, for the whole run."""
 
     def __init__(
-        self, loadgen: Path, upstream: Service, workdir: Path, plan: Plan, gateway_tree: Path = ROOT
+        self, loadgen: Path, upstreams: dict[str, Service], workdir: Path, plan: Plan, gateway_tree: Path
     ) -> None:
-        self.gateway_tree = gateway_tree
         self.loadgen = loadgen
-        self.upstream = upstream
+        self.upstreams = upstreams
         self.workdir = workdir
         self.plan = plan
+        self.gateway_tree = gateway_tree
 
-    @property
-    def upstream_url(self) -> str:
-        return f"ws://{self.upstream.address}/v1/listen"
+    def upstream_url(self, load: Load) -> str:
+        return f"ws://{self.upstreams[load.profile].address}/v1/listen"
 
-    def _timing(self, duration_s: float) -> list[str]:
+    def _timing(self) -> list[str]:
         p = self.plan
-        return [f"-warmup={p.warmup_s}s", f"-duration={duration_s}s", f"-drain={p.drain_s}s"]
+        return [f"-warmup={p.warmup_s}s", f"-duration={p.duration_s}s", f"-drain={p.drain_s}s"]
 
-    def _limit(self, streams: int, duration_s: float, idle_s: float = 0.0) -> float:
+    def _limit(self, streams: int) -> float:
         p = self.plan
-        return 60 + streams / 10 + idle_s + p.warmup_s + duration_s + p.drain_s
+        return 60 + streams / 10 + p.idle_s + p.warmup_s + p.duration_s + p.drain_s
 
-    def direct(self, streams: int, duration_s: float) -> LoadRun:
-        url = f"{self.upstream_url}?encoding=linear16&sample_rate=16000&interim_results=true"
-        args = ["-mode=ws", f"-url={url}", f"-streams={streams}", *self._timing(duration_s)]
-        return run_loadgen(
-            self.loadgen, args, {"upstream": self.upstream.pid}, self._limit(streams, duration_s)
-        )
+    def direct(self, load: Load) -> LoadRun:
+        """The same load straight to the upstream's websocket: the latency without a relay."""
+        url = f"{self.upstream_url(load)}?encoding=linear16&sample_rate=16000&interim_results=true"
+        streams = self.plan.streams
+        args = ["-mode=ws", f"-url={url}", f"-streams={streams}", *self._timing(), *load.loadgen_args()]
+        upstream = self.upstreams[load.profile]
+        return run_loadgen(self.loadgen, args, {"upstream": upstream.pid}, self._limit(streams))
 
-    def start_gateway(self, prefix: Sequence[str] = ()) -> Service:
-        ready = self.workdir / "gateway.ready"
-        argv = [
-            *prefix,
-            PYTHON,
-            "-m",
-            "gateway",
-            "--log-level",
-            "WARNING",
-            "serve",
+    def relay_argv(self, relay: str, load: Load, ready: Path) -> tuple[list[str], Path]:
+        common = [
             "--listen",
             "127.0.0.1:0",
             "--ready-file",
             str(ready),
             "--upstream-url",
-            self.upstream_url,
-            *self.plan.gateway_args,
+            self.upstream_url(load),
         ]
+        if relay == "plain":
+            return [PYTHON, "-m", "bench.plain_relay", *common], ROOT
+        workers = relay.rpartition("-")[2]
+        argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", workers]
         # `python -m gateway` imports the package from its working directory first.
-        return start_service("gateway", argv, self.workdir, ready, cwd=self.gateway_tree)
+        return [*argv, *self.plan.gateway_args], self.gateway_tree
 
-    def through_gateway(
+    def measure(
         self,
-        streams: int,
-        duration_s: float,
-        idle_s: float,
+        relay: str,
+        load: Load,
+        round_: int,
+        *,
+        streams: int | None = None,
         on_event: Callable[[Service, str], None] | None = None,
-        prefix: Sequence[str] = (),
-    ) -> tuple[LoadRun, ProcSample]:
-        gateway = self.start_gateway(prefix)
+    ) -> Measured:
+        ready = self.workdir / "relay.ready"
+        argv, cwd = self.relay_argv(relay, load, ready)
+        service = start_service(relay, argv, self.workdir, ready, cwd=cwd)
+        upstream = self.upstreams[load.profile]
         try:
-            time.sleep(1.0)
-            baseline = sample(gateway.pid)
+            time.sleep(SETTLE_S)
+            baseline = sample(service.pid)
+            n = streams or self.plan.streams
             args = [
                 "-mode=grpc",
-                f"-addr={gateway.address}",
-                f"-streams={streams}",
+                f"-addr={service.address}",
+                f"-streams={n}",
                 f"-streams-per-conn={self.plan.streams_per_conn}",
-                f"-idle={idle_s}s",
-                *self._timing(duration_s),
+                f"-idle={self.plan.idle_s}s",
+                *self._timing(),
+                *load.loadgen_args(),
             ]
-            callback = (lambda event: on_event(gateway, event)) if on_event else None
+            callback = (lambda event: on_event(service, event)) if on_event else None
             run = run_loadgen(
-                self.loadgen,
-                args,
-                {"gateway": gateway.pid, "upstream": self.upstream.pid},
-                self._limit(streams, duration_s, idle_s),
-                callback,
+                self.loadgen, args, {"relay": service.pid, "upstream": upstream.pid}, self._limit(n), callback
             )
         finally:
-            gateway.stop()
-        return run, baseline
-
-    def level(self, streams: int, *, search: bool = False) -> Level:
-        duration = self.plan.search_duration_s if search else self.plan.duration_s
-        direct = self.direct(streams, duration)
-        gateway, baseline = self.through_gateway(streams, duration, self.plan.idle_s)
-        level = Level(streams, direct, gateway, baseline, search)
-        _print_level(level)
-        return level
+            service.stop()
+        measured = Measured(relay, load, round_, run, baseline)
+        _print_measured(measured)
+        return measured
 
 
-def _print_level(level: Level) -> None:
-    d, g = level.direct.latency(), level.gateway.latency()
+def _print_measured(m: Measured) -> None:
+    lat = m.run.latency()
+    problems = m.problems()
     print(
-        f"{level.streams:5d} streams{' (search)' if level.search else ''}: "
-        f"direct p50/p99 {d.get('p50', 0):.2f}/{d.get('p99', 0):.2f} ms, "
-        f"gateway {g.get('p50', 0):.2f}/{g.get('p99', 0):.2f} ms, "
-        f"added p99 {level.added('p99'):.2f} ms, gateway CPU "
-        f"{level.gateway.cpu_cores('gateway'):.2f} cores, "
-        f"{'held' if level.held else 'NOT held: ' + '; '.join(level.problems())}",
+        f"round {m.round + 1} {m.load.label:>19}  {RELAY_NAMES[m.relay]:<19} "
+        f"CPU {m.cpu_pct_per_stream():6.3f} % of a core per stream, {m.kb_per_stream():6.0f} KB per stream, "
+        f"p50/p99 {lat.get('p50', 0):.2f}/{lat.get('p99', 0):.2f} ms"
+        f"{'  PROBLEM: ' + '; '.join(problems) if problems else ''}",
         flush=True,
     )
 
 
-def capacity_search(bench: Bench, levels: dict[int, Level], deadline: float) -> None:
-    """Probe between the largest held and the smallest failed level, or beyond the largest."""
+def rotated(items: Sequence[str], by: int) -> list[str]:
+    """``items`` starting at position ``by``: each round runs the relays in a different order, so
+    that a drift in the machine's load does not always fall on the same one."""
+    k = by % len(items) if items else 0
+    return [*items[k:], *items[:k]]
+
+
+@dataclass(slots=True)
+class Results:
+    """Everything one benchmark run measured."""
+
+    runs: list[Measured] = field(default_factory=list)
+    direct: dict[Load, LoadRun] = field(default_factory=dict)
+
+    def of(self, relay: str, load: Load) -> list[Measured]:
+        return [m for m in self.runs if m.relay == relay and m.load == load]
+
+    def median(self, relay: str, load: Load, figure: Callable[[Measured], float]) -> float:
+        values = [figure(m) for m in self.of(relay, load)]
+        return statistics.median(values) if values else math.nan
+
+    def ratios(
+        self, relay: str, reference: str, load: Load, figure: Callable[[Measured], float]
+    ) -> list[float]:
+        """``relay``'s figure over ``reference``'s, round by round (same round, same load)."""
+        by_round = {m.round: figure(m) for m in self.of(reference, load)}
+        return [
+            figure(m) / by_round[m.round]
+            for m in self.of(relay, load)
+            if m.round in by_round and by_round[m.round] > 0
+        ]
+
+
+def cpu(m: Measured) -> float:
+    return m.cpu_pct_per_stream()
+
+
+def memory(m: Measured) -> float:
+    return m.kb_per_stream()
+
+
+def idle_memory(m: Measured) -> float:
+    return m.idle_kb_per_stream()
+
+
+def switches(m: Measured) -> float:
+    return m.switches_per_frame()
+
+
+def ratio_text(values: Sequence[float]) -> str:
+    """The median ratio, with the spread across rounds when there are several."""
+    if not values:
+        return "n/a"
+    text = f"{statistics.median(values):.2f}x"
+    if len(values) > 1:
+        text += f" ({min(values):.2f}-{max(values):.2f})"
+    return text
+
+
+def replay_allowance_kb(load: Load) -> float:
+    """Audio the gateway holds for replay on average: half the time between finals plus the
+    pre-roll (at Deepgram's cadence: 1.5 s + 1 s, 80 KB of 16 kHz linear16)."""
+    profile = PROFILES[load.profile]
+    between_finals = (
+        profile.final_interval_s if profile.final_interval_s is not None else 25 * load.frame_ms / 1000
+    )
+    return BYTES_PER_SECOND * (between_finals / 2 + REPLAY_PREROLL_S) / 1024
+
+
+def run_all(bench: Bench) -> Results:
     plan = bench.plan
-    for _ in range(plan.search_steps):
-        held = [n for n, lv in levels.items() if lv.held]
-        failed = [n for n, lv in levels.items() if not lv.held and n > max(held, default=0)]
-        low = max(held, default=0)
-        if failed:
-            high = min(failed)
-            probe = (low + high) // 2
-            if high - low <= max(2, low // 10) or probe in levels:
-                return
-        else:
-            probe = min(int(low * 1.5), plan.search_max)
-            if probe <= low:
-                return
-        cost = 2 * (plan.warmup_s + plan.search_duration_s) + plan.idle_s + 20 + probe / 20
-        if time.monotonic() + cost > deadline:
-            print(f"capacity search stopped: no time left for {probe} streams", flush=True)
-            return
-        levels[probe] = bench.level(probe, search=True)
-
-
-def capacity(levels: dict[int, Level]) -> tuple[int, int | None]:
-    """Largest level held with every smaller one held too, and the smallest failed above it."""
-    low = 0
-    for n in sorted(levels):
-        if not levels[n].held:
-            return low, n
-        low = n
-    return low, None
+    results = Results()
+    for load in plan.loads:
+        results.direct[load] = bench.direct(load)
+    for round_ in range(plan.rounds):
+        for i, load in enumerate(plan.loads):
+            for relay in rotated(plan.relays, round_ + i):
+                results.runs.append(bench.measure(relay, load, round_))
+    return results
 
 
 # --- profile --------------------------------------------------------------------------------------
@@ -527,9 +641,9 @@ def capacity(levels: dict[int, Level]) -> tuple[int, int | None]:
 class Profile:
     streams: int
     seconds: float
+    load: Load
     samples: int = 0
     rate: int = 0
-    method: str = ""
     error: str = ""
     stacks: Counter[str] = field(default_factory=Counter)
     cpu_cores: float = 0.0
@@ -540,9 +654,9 @@ def find_py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def record_profile(bench: Bench, streams: int, seconds: float, rate: int = 100) -> Profile:
-    """py-spy on the gateway during the measured window of a run at ``streams``."""
-    profile = Profile(streams, seconds, rate=rate)
+def record_profile(bench: Bench, load: Load, streams: int, seconds: float, rate: int = 100) -> Profile:
+    """py-spy on the gateway (one worker) during the measured window of a run."""
+    profile = Profile(streams, seconds, load, rate=rate)
     py_spy = find_py_spy()
     if py_spy is None:
         profile.error = "py-spy is not installed (pip install py-spy)"
@@ -550,23 +664,21 @@ def record_profile(bench: Bench, streams: int, seconds: float, rate: int = 100) 
     out = bench.workdir / "profile.txt"
     out.unlink(missing_ok=True)
     recorder: list[subprocess.Popen[bytes]] = []
-    # --subprocesses: with `--workers N` the serving processes are children of the one started.
     options = ["--rate", str(rate), "--format", "raw", "--native", "--subprocesses", "--output", str(out)]
 
-    def attach(gateway: Service, event: str) -> None:
+    def attach(service: Service, event: str) -> None:
         if event == "measure_start":
-            argv = [py_spy, "record", "--pid", str(gateway.pid), "--duration", str(int(seconds)), *options]
+            argv = [py_spy, "record", "--pid", str(service.pid), "--duration", str(int(seconds)), *options]
             log = (bench.workdir / "py-spy.log").open("ab")
             recorder.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
 
-    run, _ = bench.through_gateway(streams, seconds + 2, 0.0, attach)
-    profile.cpu_cores = run.cpu_cores("gateway")
-    profile.method = "`py-spy record --pid` attached to the running gateway"
+    measured = bench.measure("gateway-1", load, -1, streams=streams, on_event=attach)
+    profile.cpu_cores = measured.run.cpu_cores("relay")
     if recorder:
         with contextlib.suppress(subprocess.TimeoutExpired):
             recorder[0].wait(30)
     if not out.exists() or not recorder or recorder[0].returncode != 0:
-        # Attaching needs ptrace; where it is denied, `py-spy record --subprocess -- python -m
+        # Attaching needs ptrace; where it is denied, `py-spy record --subprocesses -- python -m
         # gateway serve ...` (py-spy starting the gateway) is the way left.
         reason = _tail(bench.workdir / "py-spy.log", 5) if recorder else "py-spy did not start"
         profile.error = f"py-spy could not attach to the gateway: {reason}"
@@ -640,6 +752,76 @@ def summarise_profile(profile: Profile, top: int = 20) -> dict[str, list[tuple[s
     }
 
 
+# --- the upstream send path on its own ------------------------------------------------------------
+
+
+SEND_PATH_BATCHES = (1, 2, 5)
+
+
+def measure_send_path(upstream_url: str, frames: int, frame_bytes: int = 640) -> dict[int, float]:
+    """CPU microseconds per audio frame that `UpstreamConnection` spends sending ``frames`` frames
+    as fast as it can, one message each (1) or several already-waiting frames per message
+    (`send_audio_batch`). Runs in this process under uvloop, as the gateway does."""
+    import asyncio
+
+    import uvloop
+
+    from gateway.upstream.connection import UpstreamTarget, open_upstream
+
+    async def one(batch: int) -> float:
+        url = f"{upstream_url}?encoding=linear16&sample_rate=16000&interim_results=true"
+        async with await open_upstream(
+            UpstreamTarget(url, api_key=None, connect_timeout_s=10.0)
+        ) as connection:
+
+            async def drain() -> None:
+                with contextlib.suppress(Exception):
+                    while True:
+                        await connection.recv()
+
+            reader = asyncio.create_task(drain())
+            chunk = [bytes(frame_bytes)] * batch
+            began = time.process_time()
+            for _ in range(frames // batch):
+                await connection.send_audio_batch(chunk)
+            spent = time.process_time() - began
+            await connection.send_text('{"type":"CloseStream"}')
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader, 10)
+            return 1e6 * spent / (frames // batch * batch)
+
+    async def every() -> dict[int, float]:
+        await one(1)  # warm up imports and the first connection
+        return {batch: await one(batch) for batch in SEND_PATH_BATCHES}
+
+    return uvloop.run(every())
+
+
+def run_send_path(go: str, frames: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="bench-send-path-") as tmp:
+        workdir = Path(tmp)
+        binary = build(go, "upstream", workdir)
+        ready = workdir / "upstream.ready"
+        argv = [str(binary), "-listen", "127.0.0.1:0", "-ready-file", str(ready), *PROFILES["deepgram"].args]
+        upstream = start_service("upstream", argv, workdir, ready)
+        try:
+            rounds = [measure_send_path(f"ws://{upstream.address}/v1/listen", frames) for _ in range(3)]
+        finally:
+            upstream.stop()
+    lines = [
+        f"CPU per 20 ms frame sent by UpstreamConnection ({frames} frames as fast as possible, "
+        "median of 3 rounds):",
+        "",
+        "| Frames per message | CPU per frame (µs) | x one frame per message |",
+        "|---:|---:|---:|",
+    ]
+    single = statistics.median(r[1] for r in rounds)
+    for batch in SEND_PATH_BATCHES:
+        value = statistics.median(r[batch] for r in rounds)
+        lines.append(f"| {batch} | {value:.1f} | {value / single:.2f}x |")
+    return "\n".join(lines)
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -676,8 +858,8 @@ def environment(go: str, tree: Path = ROOT) -> dict[str, str]:
     }
 
 
-def _ms(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.2f}"
+def _f(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _verdict(ok: bool) -> str:
@@ -686,170 +868,198 @@ def _verdict(ok: bool) -> str:
 
 def render(
     *,
-    levels: dict[int, Level],
+    results: Results,
     profile: Profile | None,
     plan: Plan,
     env: dict[str, str],
     command: str,
-    plots: list[str],
-    plot_error: str,
     elapsed_s: float,
 ) -> str:
-    ordered = [levels[n] for n in sorted(levels)]
-    low, high = capacity(levels)
-    at = levels.get(TARGET_LATENCY_STREAMS)
-    biggest = max(ordered, key=lambda lv: lv.streams)
     out: list[str] = []
     w = out.append
+    relays = [r for r in RELAYS if r in plan.relays]
     w("# Relay benchmark\n")
     w(
-        "Generated by `make bench` (`python -m bench.relay`); edit only the notes block, which is kept "
-        "when the report is regenerated. What it measures and "
-        "how is described in the docstrings of `bench/relay.py`, `bench/loadgen/main.go` and "
-        "`bench/upstream/main.go`.\n"
+        "Generated by `make bench` (`python -m bench.relay`; `make bench OUT=docs/benchmarks.md` "
+        "writes this file); edit only the notes block, which is kept when the report is "
+        "regenerated. How it measures is described in the docstrings of `bench/relay.py`, "
+        "`bench/plain_relay.py`, `bench/loadgen/main.go` and `bench/upstream/main.go`.\n"
     )
     w(f"- Command: `{command}`")
     for key in ("date", "commit", "machine", "python", "go"):
         w(f"- {key.capitalize()}: {env[key]}")
     w(
-        f"- Streams: 16 kHz linear16 mono, 20 ms frames (640 bytes) in real time; "
-        f"{plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s measured per level "
-        f"({plan.search_duration_s:g} s for capacity-search levels); gateway streams first held open "
-        f"and silent for {plan.idle_s:g} s; {plan.streams_per_conn} gRPC stream(s) per HTTP/2 connection; "
-        f"one fresh gateway process per level; gateway arguments: "
-        f"`{shlex.join(plan.gateway_args) or '(none)'}`."
+        f"- Load: {plan.streams} concurrent streams of 16 kHz linear16 mono in real time per run; "
+        f"{plan.idle_s:g} s open and silent, {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s "
+        f"measured; {plan.streams_per_conn} gRPC stream(s) per HTTP/2 connection; a fresh relay "
+        f"process tree per run; {plan.rounds} round(s) of the whole matrix, the relays' order "
+        f"rotated each round; extra gateway arguments: `{shlex.join(plan.gateway_args) or '(none)'}`."
+    )
+    w(
+        f"- The machine ({os.cpu_count()} cores) is shared: the load generator and the upstream run "
+        "on it beside the relay (their CPU is in the last table), and so may other people's jobs "
+        "(*other* in that table). Absolute figures move with that load; the ratios, taken between "
+        "relays of the same round on the same load, are the figures to trust."
     )
     w(f"- Whole run: {elapsed_s / 60:.1f} min.\n")
 
-    w("## Summary against the targets\n")
-    w("| Target | Measured | Verdict |")
-    w("|---|---|---|")
-    if at is not None:
-        w(
-            f"| added p50 <= {TARGET_ADDED_P50_MS:g} ms at {TARGET_LATENCY_STREAMS} streams "
-            f"| {_ms(at.added('p50'))} ms | {_verdict(at.added('p50') <= TARGET_ADDED_P50_MS)} |"
-        )
-        w(
-            f"| added p99 <= {TARGET_ADDED_P99_MS:g} ms at {TARGET_LATENCY_STREAMS} streams "
-            f"| {_ms(at.added('p99'))} ms | {_verdict(at.added('p99') <= TARGET_ADDED_P99_MS)} |"
-        )
-    above = f" (fails at {high})" if high is not None else f" (largest level tried: {biggest.streams})"
-    w(
-        f"| >= {TARGET_STREAMS} concurrent real-time streams with p99 added < {CAPACITY_P99_MS:g} ms "
-        f"| {low}{above} | {_verdict(low >= TARGET_STREAMS)} |"
-    )
-    mem_level = max((lv for lv in ordered if lv.held), key=lambda lv: lv.streams, default=biggest)
-    mem = mem_level.memory_kb_per_stream("measure_end")
-    w(
-        f"| <= {TARGET_KB_PER_STREAM:g} KB per active stream | {mem:.0f} KB (at {mem_level.streams} "
-        f"streams) | {_verdict(mem <= TARGET_KB_PER_STREAM)} |\n"
-    )
-
-    w("## Per-frame latency, direct and through the gateway\n")
-    w(
-        "Latency of one frame: from the start of its send by the load generator to the arrival of "
-        "the result naming it. *Added* is the gateway's percentile minus the direct path's at the "
-        "same level. *From due* counts from the frame's slot in the real-time schedule instead, "
-        "so a client held back by flow control counts too (it also includes about 1 ms of the "
-        "load generator's own timer lateness, on both paths).\n"
-    )
-    w(
-        "| Streams | Direct p50 / p95 / p99 (ms) | Gateway p50 / p95 / p99 (ms) | "
-        "Added p50 / p95 / p99 (ms) | Added p99 from due (ms) | Gateway frames lost | Held |"
-    )
-    w("|---:|---|---|---|---:|---:|---|")
-    for lv in ordered:
-        d, g = lv.direct.latency(), lv.gateway.latency()
-        triple = " / ".join
-
-        w(
-            f"| {lv.streams}{' (search)' if lv.search else ''} "
-            f"| {triple(_ms(d.get(q, float('nan'))) for q in ('p50', 'p95', 'p99'))} "
-            f"| {triple(_ms(g.get(q, float('nan'))) for q in ('p50', 'p95', 'p99'))} "
-            f"| {triple(_ms(lv.added(q)) for q in ('p50', 'p95', 'p99'))} "
-            f"| {_ms(lv.added('p99', 'latency_from_due_ms'))} "
-            f"| {lv.gateway.result['lost']} of {lv.gateway.result['frames_sent']} "
-            f"| {'yes' if lv.held else 'no: ' + '; '.join(lv.problems())} |"
-        )
+    w("## Upstream profiles\n")
+    for name, upstream in PROFILES.items():
+        if any(load.profile == name for load in plan.loads):
+            w(f"- **{name}**: {upstream.models}")
     w("")
 
-    w("## Capacity and cost per stream\n")
-    if high is None:
-        w(
-            f"Capacity: **at least {low} streams** (every level held; the largest tried was "
-            f"{biggest.streams}).\n"
-        )
-    else:
-        w(
-            f"Capacity: **{low} streams** (the largest level held with every smaller level held too; "
-            f"{high} streams did not hold). A stream is held when p99 added latency, counted both "
-            f"from the send and from the due time, is under {CAPACITY_P99_MS:g} ms, no stream failed "
-            f"and every frame got its result.\n"
-        )
+    w("## Cost per stream against the plain relay\n")
     w(
-        "Gateway CPU is the user + system time of the gateway's process tree over the window, in "
-        "cores (1.00 = one core busy); memory is its USS (private memory, Private_Clean + "
-        "Private_Dirty of /proc/PID/smaps_rollup, summed over the tree) above the same process "
-        "one second after it started serving, divided by the streams (active: the median of samples "
-        f"every {MEMORY_SAMPLE_S:g} s over the measured window); at 1 stream one-time "
-        "allocations of the first session dominate it. Idle: "
-        "streams open (config sent, upstream connected) but silent. Active: during the measured "
-        "window of audio.\n"
+        "CPU: user + system time of the relay's whole process tree over the measured window, per "
+        "stream, in % of one core. Memory: private memory (USS: Private_Clean + Private_Dirty of "
+        "/proc/PID/smaps_rollup, summed over the tree) during the measured window (median of "
+        f"samples every {MEMORY_SAMPLE_S:g} s), less the same tree's {SETTLE_S:g} s after it was "
+        "ready, per stream. Ratios are to the plain relay of the same round (median over rounds, "
+        "range in brackets); *vs 1 worker* is the gateway's per-stream cost with 2 workers over "
+        "its cost with 1.\n"
     )
     w(
-        "| Streams | Gateway CPU idle (cores) | CPU per idle stream (% of a core) | Gateway CPU active "
-        "(cores) | CPU per active stream (% of a core) | Memory per idle stream (KB) | Memory per "
-        "active stream (KB) | Gateway USS active (MB) |"
+        "| Profile, frames | Plain CPU | Gateway 1w CPU | x plain | Gateway 2w CPU | x plain | "
+        "x 1 worker | Plain memory | Gateway 1w memory | Gateway 2w memory |"
     )
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for lv in ordered:
-        has_idle = "idle_end" in lv.gateway.samples
-        idle_cores = lv.gateway.cpu_cores("gateway", "opened", "idle_end") if has_idle else float("nan")
-        idle_pct = lv.cpu_per_stream_pct("opened", "idle_end") if has_idle else float("nan")
-        idle_mem = lv.memory_kb_per_stream("idle_end") if has_idle else float("nan")
-        active_pct = lv.cpu_per_stream_pct("measure_start", "measure_end")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for load in plan.loads:
+        row = [load.label]
+        row.append(f"{_f(results.median('plain', load, cpu), 3)} %")
+        for relay in ("gateway-1", "gateway-2"):
+            row.append(f"{_f(results.median(relay, load, cpu), 3)} %")
+            row.append(ratio_text(results.ratios(relay, "plain", load, cpu)))
+        row.append(ratio_text(results.ratios("gateway-2", "gateway-1", load, cpu)))
+        for relay in ("plain", "gateway-1", "gateway-2"):
+            kb = results.median(relay, load, memory)
+            row.append(f"{_f(kb, 0)} KB")
+        w("| " + " | ".join(row) + " |")
+    w("")
+    w(
+        f"Memory per stream with the streams open but silent (after {plan.idle_s:g} s), before any "
+        "audio: what a session costs without the audio it holds.\n"
+    )
+    w("| Profile, frames | " + " | ".join(RELAY_NAMES[r] for r in relays) + " |")
+    w("|---|" + "---:|" * len(relays))
+    for load in plan.loads:
         w(
-            f"| {lv.streams} | {_ms(idle_cores)} | {idle_pct:.3f} | "
-            f"{lv.gateway.cpu_cores('gateway'):.2f} | {active_pct:.3f} "
-            f"| {idle_mem:.0f} | {lv.memory_kb_per_stream('measure_end'):.0f} "
-            f"| {lv.active_memory_kb() / 1024:.0f} |"
+            f"| {load.label} | "
+            + " | ".join(f"{_f(results.median(r, load, idle_memory), 0)} KB" for r in relays)
+            + " |"
         )
     w("")
+    w(
+        "Context switches of all the relay's threads (voluntary and not, from "
+        "/proc/PID/task/*/status) per audio frame over the measured window: how much work each "
+        "wake-up does (fewer is more per wake-up).\n"
+    )
+    w("| Profile, frames | " + " | ".join(RELAY_NAMES[r] for r in relays) + " |")
+    w("|---|" + "---:|" * len(relays))
+    for load in plan.loads:
+        w(f"| {load.label} | " + " | ".join(_f(results.median(r, load, switches)) for r in relays) + " |")
+    w("")
 
-    w("## CPU of the load generator, the upstream and the rest of the machine\n")
+    target = Load("deepgram", 20)
+    if target in plan.loads:
+        w("## Targets (issue #13: Deepgram's cadence, 20 ms frames)\n")
+        w("| Target | Measured | Verdict |")
+        w("|---|---|---|")
+        cpu_ratio = statistics.median(results.ratios("gateway-1", "plain", target, cpu) or [math.nan])
+        w(
+            f"| gateway (1 worker) CPU per stream <= {TARGET_CPU_RATIO:g}x the plain relay's "
+            f"| {_f(cpu_ratio)}x | {_verdict(cpu_ratio <= TARGET_CPU_RATIO)} |"
+        )
+        workers = statistics.median(results.ratios("gateway-2", "gateway-1", target, cpu) or [math.nan])
+        w(
+            f"| gateway CPU per stream with 2 workers <= {TARGET_WORKERS_RATIO:g}x with 1 "
+            f"| {_f(workers)}x | {_verdict(workers <= TARGET_WORKERS_RATIO)} |"
+        )
+        plain_kb = results.median("plain", target, memory)
+        allowance = replay_allowance_kb(target)
+        gateway_kb = results.median("gateway-1", target, memory)
+        w(
+            f"| gateway (1 worker) memory per stream <= the plain relay's + the audio held for "
+            f"replay ({_f(plain_kb, 0)} + {allowance:.0f} KB) | {_f(gateway_kb, 0)} KB "
+            f"| {_verdict(gateway_kb <= plain_kb + allowance)} |\n"
+        )
+        w(
+            f"The audio held for replay is on average half the time between finals plus the "
+            f"{REPLAY_PREROLL_S:g} s pre-roll, as 16 kHz linear16.\n"
+        )
+
+    w(f"{NOTES_BEGIN}\n{NOTES_END}\n")
+
+    w("## Capacity implied on dedicated cores\n")
     w(
-        "CPU in cores over each measured window. *Other* is every other process on the machine "
-        f"(the machine has {os.cpu_count()} cores; other engineers' jobs may run at the same time). "
-        "The load generator must not be the bottleneck: its own p99 lateness in sending a frame "
-        "is shown too.\n"
+        "Streams one core would carry at the measured CPU per stream (100 % / CPU per stream), and "
+        f"on {plan.cores} dedicated cores (the gateway with `--workers {plan.cores}`, costed at the "
+        "2-worker figure; the plain relay is one process, so its figure assumes as many copies). "
+        "This is the relay alone: in production the load generator and upstream are elsewhere. "
+        "Keep headroom: latency grows well before a core is full.\n"
     )
+    w(f"| Profile, frames | Relay | CPU per stream | Streams per core | Streams on {plan.cores} cores |")
+    w("|---|---|---:|---:|---:|")
+    for load in plan.loads:
+        for relay in relays:
+            pct = results.median(relay, load, cpu)
+            on_n = results.median("gateway-2" if relay.startswith("gateway") else relay, load, cpu)
+            per_core = 100 / pct if pct > 0 else math.nan
+            many = plan.cores * 100 / on_n if on_n > 0 else math.nan
+            w(f"| {load.label} | {RELAY_NAMES[relay]} | {_f(pct, 3)} % | {_f(per_core, 0)} | {_f(many, 0)} |")
+    w("")
+
+    w("## Latency added (secondary)\n")
     w(
-        "| Streams | Path | Load generator | Load generator send lateness p99 (ms) | Upstream | "
-        "Gateway | Other | Machine busy |"
+        "Per answered frame: from the start of its send by the load generator to the arrival of "
+        "the result naming it. *Direct* is the same load straight to the upstream's websocket; "
+        "*added* is the relay's percentile minus the direct one (median over rounds).\n"
     )
-    w("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for lv in ordered:
-        for name, run in (("direct", lv.direct), ("gateway", lv.gateway)):
-            cores = {
-                who: run.cpu_cores(who) if who == "loadgen" or who in run.samples["measure_start"] else 0.0
-                for who in ("loadgen", "upstream", "gateway")
-            }
-            busy = run.busy_cores()
-            other = max(busy - sum(cores.values()), 0.0)
-            gw = f"{cores['gateway']:.2f}" if name == "gateway" else "-"
+    w("| Profile, frames | Direct p50 / p99 (ms) | Relay | p50 / p99 (ms) | Added p50 / p99 (ms) | Results |")
+    w("|---|---|---|---|---|---:|")
+    for load in plan.loads:
+        direct = results.direct.get(load)
+        d50 = direct.latency().get("p50", math.nan) if direct else math.nan
+        d99 = direct.latency().get("p99", math.nan) if direct else math.nan
+        for relay in relays:
+            p50 = results.median(relay, load, lambda m: m.run.latency().get("p50", math.nan))
+            p99 = results.median(relay, load, lambda m: m.run.latency().get("p99", math.nan))
+            count = sum(int(m.run.result["results"]) for m in results.of(relay, load))
             w(
-                f"| {lv.streams} | {name} | {cores['loadgen']:.2f} | "
-                f"{_ms(run.latency('send_lag_ms').get('p99', float('nan')))} | {cores['upstream']:.2f} "
-                f"| {gw} | {other:.2f} | {busy:.2f} |"
+                f"| {load.label} | {_f(d50)} / {_f(d99)} | {RELAY_NAMES[relay]} | {_f(p50)} / {_f(p99)} "
+                f"| {_f(p50 - d50)} / {_f(p99 - d99)} | {count} |"
             )
     w("")
 
-    if plots:
-        w("## Plots\n")
-        for name in plots:
-            w(f"![{name}](benchmarks/{name})\n")
-    elif plot_error:
-        w(f"Plots were not drawn: {plot_error}.\n")
+    w("## Every run: CPU on the machine\n")
+    w(
+        "Cores busy over each measured window. *Other* is everything else on the machine. A run "
+        "with a problem (a stream failed, a result missing) is marked; its figures are not to be "
+        "trusted.\n"
+    )
+    w(
+        "| Round | Profile, frames | Relay | Relay cores | Load generator | Upstream | Other | Machine busy "
+        "| Problems |"
+    )
+    w("|---:|---|---|---:|---:|---:|---:|---:|---|")
+    rows: list[tuple[str, Load, str, LoadRun]] = [
+        ("direct", load, "-", run) for load, run in results.direct.items()
+    ]
+    rows += [(str(m.round + 1), m.load, RELAY_NAMES[m.relay], m.run) for m in results.runs]
+    for round_, load, relay, run in rows:
+        cores = {
+            who: run.cpu_cores(who) if who == "loadgen" or who in run.samples["measure_start"] else 0.0
+            for who in ("loadgen", "upstream", "relay")
+        }
+        busy = run.busy_cores()
+        other = max(busy - sum(cores.values()), 0.0)
+        problems = "; ".join(run_problems(run, int(run.result["streams"]))) or "none"
+        relay_cores = f"{cores['relay']:.2f}" if relay != "-" else "-"
+        w(
+            f"| {round_} | {load.label} | {relay} | {relay_cores} | {cores['loadgen']:.2f} "
+            f"| {cores['upstream']:.2f} | {other:.2f} | {busy:.2f} | {problems} |"
+        )
+    w("")
 
     w("## Profile\n")
     if profile is None:
@@ -859,11 +1069,12 @@ def render(
     else:
         summary = summarise_profile(profile)
         w(
-            f"{profile.method}, {profile.rate} Hz with native frames, over {profile.seconds:g} s of "
-            f"the measured window at {profile.streams} streams: {profile.samples} samples of busy "
-            f"threads; the gateway used {profile.cpu_cores:.2f} cores during that run. Percentages "
-            "are of all samples. Native code in grpc's Cython extension is stripped, so it shows "
-            "as one entry.\n"
+            f"`py-spy record --pid` attached to `gateway serve --workers 1`, {profile.rate} Hz with "
+            f"native frames, over {profile.seconds:g} s of the measured window of a run of "
+            f"{profile.streams} streams ({profile.load.label} frames): {profile.samples} samples of "
+            f"busy threads; the gateway used {profile.cpu_cores:.2f} cores during that run (py-spy "
+            "included). Percentages are of all samples. Native code in grpc's Cython extension is "
+            "stripped, so it shows as one entry.\n"
         )
         w("Where the time goes (by the code running at the sample):\n")
         w("| Area | Samples |")
@@ -885,163 +1096,83 @@ def render(
 
 
 def keep_notes(report: str, previous: Path) -> str:
-    """Put the previous report's hand-written notes into ``report``, after its summary."""
-    notes = f"{NOTES_BEGIN}\n{NOTES_END}"
+    """``report`` with its empty notes block replaced by the previous report's notes."""
+    empty = f"{NOTES_BEGIN}\n{NOTES_END}"
+    notes = empty
     with contextlib.suppress(OSError):
         text = previous.read_text()
         begin, end = text.find(NOTES_BEGIN), text.find(NOTES_END)
         if 0 <= begin < end:
             notes = text[begin : end + len(NOTES_END)]
-    head, marker, rest = report.partition("\n## Per-frame latency")
-    return f"{head}\n{notes}\n{marker}{rest}" if marker else f"{report}\n{notes}\n"
-
-
-def draw_plots(levels: dict[int, Level], directory: Path) -> list[str]:
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise RuntimeError("matplotlib is not installed (pip install matplotlib)") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    directory.mkdir(parents=True, exist_ok=True)
-    ordered = [levels[n] for n in sorted(levels)]
-    xs = [lv.streams for lv in ordered]
-    written = []
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for q, style in (("p50", "o"), ("p95", "s"), ("p99", "^")):
-        nan = float("nan")
-        ax.plot(xs, [lv.direct.latency().get(q, nan) for lv in ordered], f"--{style}", label=f"direct {q}")
-        ax.plot(xs, [lv.gateway.latency().get(q, nan) for lv in ordered], f"-{style}", label=f"gateway {q}")
-    ax.set(xscale="log", yscale="log", xlabel="concurrent streams", ylabel="per-frame latency (ms)")
-    ax.set_title("Per-frame latency, direct vs through the gateway")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    written.append(_save(fig, directory / "latency.png"))
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for q, style in (("p50", "o"), ("p95", "s"), ("p99", "^")):
-        ax.plot(xs, [max(lv.added(q), 0.01) for lv in ordered], f"-{style}", label=f"added {q}")
-    for y, label in (
-        (TARGET_ADDED_P50_MS, "p50 target"),
-        (TARGET_ADDED_P99_MS, "p99 target"),
-        (CAPACITY_P99_MS, "capacity limit"),
-    ):
-        ax.axhline(y, linestyle=":", color="grey")
-        ax.annotate(label, (xs[0], y), fontsize=7, color="grey", va="bottom")
-    ax.set(xscale="log", yscale="log", xlabel="concurrent streams", ylabel="added latency (ms)")
-    ax.set_title("Latency added by the gateway")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    written.append(_save(fig, directory / "added-latency.png"))
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for lv in ordered:
-        for name, run, style in (("direct", lv.direct, "--"), ("gateway", lv.gateway, "-")):
-            points = run.result.get("latency_cdf_ms") or []
-            if points:
-                qs, ms = zip(*points, strict=True)
-                ax.plot([max(m, 0.01) for m in ms], qs, style, label=f"{lv.streams} {name}")
-    ax.set(xscale="log", xlabel="per-frame latency (ms)", ylabel="fraction of frames")
-    ax.set_title("Latency distribution per level")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    written.append(_save(fig, directory / "latency-cdf.png"))
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(xs, [lv.gateway.cpu_cores("gateway") for lv in ordered], "-o", label="gateway, active")
-    left.plot(
-        xs,
-        [
-            lv.gateway.cpu_cores("gateway", "opened", "idle_end") if "idle_end" in lv.gateway.samples else 0
-            for lv in ordered
-        ],
-        "-s",
-        label="gateway, idle streams",
-    )
-    left.plot(xs, [lv.direct.cpu_cores("loadgen") for lv in ordered], "--^", label="load generator (direct)")
-    left.plot(xs, [lv.direct.cpu_cores("upstream") for lv in ordered], "--v", label="upstream (direct)")
-    left.set(xscale="log", xlabel="concurrent streams", ylabel="CPU (cores)", title="CPU")
-    left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
-    # One-time allocations of the first sessions swamp the per-stream figure at a few streams.
-    many = [lv for lv in ordered if lv.streams >= 10]
-    right.plot(
-        [lv.streams for lv in many],
-        [lv.memory_kb_per_stream("measure_end") for lv in many],
-        "-o",
-        label="active (levels not held include queued audio)",
-    )
-    right.plot(
-        [lv.streams for lv in many], [lv.memory_kb_per_stream("idle_end") for lv in many], "-s", label="idle"
-    )
-    right.axhline(TARGET_KB_PER_STREAM, linestyle=":", color="grey")
-    right.set(
-        xscale="log",
-        xlabel="concurrent streams",
-        ylabel="KB per stream",
-        title="Gateway memory (10+ streams)",
-    )
-    right.grid(True, which="both", alpha=0.3)
-    right.legend(fontsize=7)
-    written.append(_save(fig, directory / "cost.png"))
-    plt.close("all")
-    return written
-
-
-def _save(fig: Any, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path.name
+    if empty in report:
+        return report.replace(empty, notes, 1)
+    return f"{report}\n{notes}\n"
 
 
 # --- main -----------------------------------------------------------------------------------------
 
 
-def _levels(text: str) -> list[int]:
+def _ints(text: str) -> list[int]:
     try:
-        levels = sorted({int(v) for v in text.split(",") if v.strip()})
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated stream counts, got {text!r}") from exc
-    if not levels or levels[0] < 1:
-        raise argparse.ArgumentTypeError("stream counts must be at least 1")
-    return levels
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("values must be at least 1")
+    return values
+
+
+def _names(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}; got {text!r}")
+        return names
+
+    return parse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", type=_levels, default=None, help="stream counts [1,50,200,500]")
-    parser.add_argument("--duration", type=float, default=None, help="measured seconds per level [15]")
-    parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds per level [3]")
-    parser.add_argument("--idle", type=float, default=None, help="seconds streams stay open and silent [6]")
+    parser.add_argument("--streams", type=int, default=None, help="concurrent streams per run [50]")
+    parser.add_argument("--profiles", type=_names(list(PROFILES)), default=list(PROFILES))
+    parser.add_argument("--frames", type=_ints, default=[20, 100], help="frame lengths in ms [20,100]")
+    parser.add_argument("--relays", type=_names(RELAYS), default=list(RELAYS))
+    parser.add_argument("--rounds", type=int, default=None, help="repetitions of the whole matrix [2]")
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds per run [15]")
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run [3]")
+    parser.add_argument("--idle", type=float, default=None, help="seconds streams stay open and silent [2]")
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for the last results")
-    parser.add_argument("--search-steps", type=int, default=None, help="capacity search probes [4]")
-    parser.add_argument("--search-duration", type=float, default=10.0, help="measured seconds per probe")
-    parser.add_argument("--search-max", type=int, default=1500, help="largest level the search tries")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
-    parser.add_argument("--profile-streams", type=int, default=TARGET_LATENCY_STREAMS)
-    parser.add_argument("--profile-seconds", type=float, default=None, help="seconds profiled [10]")
+    parser.add_argument("--profile-streams", type=int, default=50)
+    parser.add_argument("--profile-seconds", type=float, default=10.0, help="seconds profiled [10]")
     parser.add_argument("--streams-per-conn", type=int, default=1, help="gRPC streams per HTTP/2 connection")
+    parser.add_argument("--cores", type=int, default=8, help="dedicated cores for the capacity table [8]")
     parser.add_argument(
-        "--gateway-args",
-        default="",
-        help="extra `gateway serve` arguments, one shell-quoted string (e.g. '--workers 2')",
+        "--gateway-args", default="", help="extra `gateway serve` arguments, one shell-quoted string"
     )
     parser.add_argument(
         "--gateway-ref",
         default=None,
-        help="run the gateway from this commit (a temporary git worktree) instead of the working "
-        "tree, e.g. HEAD, to measure a fixed version while the tree is being edited",
+        help="run the gateway from this commit (a temporary git worktree) instead of the working tree",
     )
-    parser.add_argument("--budget", type=float, default=720.0, help="seconds the whole run should take")
     parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: levels 1,10, short windows, no search"
+        "--quick",
+        action="store_true",
+        help="a smoke run of the whole matrix (2 streams, short windows, no profile): checks the "
+        "harness end to end, measures nothing worth reading",
     )
-    parser.add_argument("--no-write", action="store_true", help="print the report instead of writing docs/")
-    parser.add_argument("--output", type=Path, default=DOC, help="report path [docs/benchmarks.md]")
+    parser.add_argument("--write", type=Path, default=None, help="also write the report to this file")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     parser.add_argument("--go", default=None, help="the go command [go on PATH, /usr/local/go/bin/go]")
+    parser.add_argument(
+        "--send-path",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="instead: time the upstream send path alone, one frame per message vs several",
+    )
     return parser.parse_args(argv)
 
 
@@ -1052,97 +1183,113 @@ def make_plan(args: argparse.Namespace) -> Plan:
         return value if value is not None else (smoke if quick else full)
 
     return Plan(
-        levels=pick(args.levels, [1, 50, 200, 500], [1, 10]),
-        idle_s=pick(args.idle, 6.0, 2.0),
+        streams=pick(args.streams, 50, 2),
+        loads=[Load(p, f) for p in args.profiles for f in args.frames],
+        relays=list(args.relays),
+        rounds=pick(args.rounds, 2, 1),
+        idle_s=pick(args.idle, 2.0, 0.5),
         warmup_s=pick(args.warmup, 3.0, 1.0),
-        duration_s=pick(args.duration, 15.0, 3.0),
+        duration_s=pick(args.duration, 15.0, 2.0),
         drain_s=args.drain,
-        search_duration_s=args.search_duration,
-        search_steps=pick(args.search_steps, 4, 0),
-        search_max=args.search_max,
-        profile_streams=args.profile_streams if not quick else 10,
-        profile_s=pick(args.profile_seconds, 10.0, 3.0),
+        profile=not (args.no_profile or quick),
+        profile_streams=args.profile_streams,
+        profile_s=args.profile_seconds,
         streams_per_conn=args.streams_per_conn,
         gateway_args=shlex.split(args.gateway_args),
-        budget_s=args.budget,
+        cores=args.cores,
     )
 
 
-@contextlib.contextmanager
-def _workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
-        yield Path(tmp)
+def raw_results(results: Results) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "relay": "direct",
+            "profile": load.profile,
+            "frame_ms": load.frame_ms,
+            "round": None,
+            "result": run.result,
+        }
+        for load, run in results.direct.items()
+    ]
+    rows += [
+        {
+            "relay": m.relay,
+            "profile": m.load.profile,
+            "frame_ms": m.load.frame_ms,
+            "round": m.round + 1,
+            "cpu_pct_per_stream": m.cpu_pct_per_stream(),
+            "kb_per_stream": m.kb_per_stream(),
+            "idle_kb_per_stream": m.idle_kb_per_stream(),
+            "switches_per_frame": m.switches_per_frame(),
+            "problems": m.problems(),
+            "result": m.run.result,
+        }
+        for m in results.runs
+    ]
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     plan = make_plan(args)
     given = list(sys.argv[1:] if argv is None else argv)
-    command = "make bench" if not given else shlex.join(["python", "-m", "bench.relay", *given])
+    command = shlex.join(["python", "-m", "bench.relay", *given])
     began = time.monotonic()
-    deadline = began + plan.budget_s
     go = find_go(args.go)
-    with _workdir() as workdir:
+    if args.send_path is not None:
+        print(run_send_path(go, args.send_path))
+        return
+    print(f"bench.relay: about {plan.estimate_s() / 60:.0f} min", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
+        workdir = Path(tmp)
         print("building bench/upstream and bench/loadgen ...", flush=True)
         upstream_bin = build(go, "upstream", workdir)
         loadgen_bin = build(go, "loadgen", workdir)
-        upstream = start_service(
-            "upstream",
-            [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(workdir / "upstream.ready")],
-            workdir,
-            workdir / "upstream.ready",
-        )
-        try:
-            with gateway_checkout(args.gateway_ref, workdir) as tree:
-                env = environment(go, tree)
-                bench = Bench(loadgen_bin, upstream, workdir, plan, tree)
-                levels: dict[int, Level] = {}
-                for n in plan.levels:
-                    levels[n] = bench.level(n)
-                profile = None
-                if not args.no_profile:
-                    print(f"profiling the gateway at {plan.profile_streams} streams ...", flush=True)
+        with contextlib.ExitStack() as stack:
+            upstreams: dict[str, Service] = {}
+            for name in {load.profile for load in plan.loads}:
+                ready = workdir / f"upstream-{name}.ready"
+                argv_up = [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(ready)]
+                upstreams[name] = start_service(
+                    f"upstream-{name}", [*argv_up, *PROFILES[name].args], workdir, ready
+                )
+                stack.callback(upstreams[name].stop)
+            tree = stack.enter_context(gateway_checkout(args.gateway_ref, workdir))
+            env = environment(go, tree)
+            bench = Bench(loadgen_bin, upstreams, workdir, plan, tree)
+            results = run_all(bench)
+            profile = None
+            if plan.profile:
+                load = Load("deepgram", 20)
+                print(
+                    f"profiling the gateway at {plan.profile_streams} streams ({load.label}) ...", flush=True
+                )
+                if "deepgram" not in upstreams:
+                    profile = Profile(
+                        plan.profile_streams, plan.profile_s, load, error="no deepgram upstream"
+                    )
+                else:
                     try:
-                        profile = record_profile(bench, plan.profile_streams, plan.profile_s)
+                        profile = record_profile(bench, load, plan.profile_streams, plan.profile_s)
                     except RuntimeError as exc:
-                        profile = Profile(plan.profile_streams, plan.profile_s, error=str(exc))
-                try:
-                    capacity_search(bench, levels, deadline)
-                except RuntimeError as exc:
-                    print(f"capacity search stopped: {exc}", file=sys.stderr, flush=True)
-        finally:
-            upstream.stop()
-        plots: list[str] = []
-        plot_error = ""
-        if not args.no_write:
-            try:
-                plots = draw_plots(levels, args.output.parent / "benchmarks")
-            except RuntimeError as exc:
-                plot_error = str(exc)
-                print(f"bench.relay: {plot_error}", file=sys.stderr)
+                        profile = Profile(plan.profile_streams, plan.profile_s, load, error=str(exc))
         report = render(
-            levels=levels,
+            results=results,
             profile=profile,
             plan=plan,
             env=env,
             command=command,
-            plots=plots,
-            plot_error=plot_error,
             elapsed_s=time.monotonic() - began,
         )
     if args.json is not None:
-        raw = {
-            str(n): {"direct": lv.direct.result, "gateway": lv.gateway.result, "held": lv.held}
-            for n, lv in levels.items()
-        }
-        args.json.write_text(json.dumps(raw, indent=1))
-    if args.no_write:
+        args.json.write_text(json.dumps(raw_results(results), indent=1))
+    if args.write is None:
         print(report)
     else:
-        report = keep_notes(report, args.output)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
-        print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+        report = keep_notes(report, args.write)
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(report)
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 //	loadgen -mode ws -url 'ws://127.0.0.1:8080/v1/listen?encoding=linear16&sample_rate=16000' -streams 200
 //
 // Every frame carries its number in its first 8 bytes (little-endian uint64); the benchmark
-// upstream answers each frame with one result whose first word is "f<number>". A frame's
+// upstream answers a frame with one result whose first word is "f<number>": every frame
+// (-result-interval 0, its every-frame profile), or only the frame whose audio crosses each
+// multiple of -result-interval (its deepgram profile, one result a second). A frame's
 // latency is the time from the start of its send to the arrival of its result; it is also
 // reported from when the frame was due (its slot in the real-time schedule), which counts a
 // sender held back by flow control against the path but adds the load generator's own timer
@@ -45,6 +47,7 @@ type options struct {
 	openParallel   int
 	frame          time.Duration
 	sampleRate     int
+	resultInterval time.Duration
 }
 
 func main() {
@@ -62,6 +65,8 @@ func main() {
 	flag.IntVar(&o.openParallel, "open-parallel", 16, "streams opened at once")
 	flag.DurationVar(&o.frame, "frame", 20*time.Millisecond, "audio frame length")
 	flag.IntVar(&o.sampleRate, "sample-rate", 16000, "sample rate of the 16-bit mono audio, in hertz")
+	flag.DurationVar(&o.resultInterval, "result-interval", 0,
+		"audio between the frames the upstream answers (0: it answers every frame)")
 	flag.Parse()
 	// Every frame allocates a little; collecting less often costs memory, not CPU.
 	debug.SetGCPercent(400)
@@ -79,12 +84,23 @@ func validate(o options) error {
 		return errors.New("-mode ws needs -url")
 	case o.streams < 1 || o.streamsPerConn < 1 || o.openParallel < 1:
 		return errors.New("-streams, -streams-per-conn and -open-parallel must be at least 1")
-	case o.frame <= 0 || o.duration <= 0 || o.warmup < 0 || o.idle < 0:
+	case o.frame <= 0 || o.duration <= 0 || o.warmup < 0 || o.idle < 0 || o.resultInterval < 0:
 		return errors.New("-frame and -duration must be positive, -warmup and -idle not negative")
 	case frameBytes(o) < 16:
 		return errors.New("-frame is too short to carry a frame number")
 	}
 	return nil
+}
+
+// answered says whether the upstream answers frame seq: with a result interval, the frame whose
+// audio crosses a multiple of it (counted in bytes, as the upstream does).
+func answered(o options, seq int) bool {
+	if o.resultInterval == 0 {
+		return true
+	}
+	interval := int64(o.sampleRate) * 2 * int64(o.resultInterval) / int64(time.Second)
+	fb := int64(frameBytes(o))
+	return fb*int64(seq+1)/interval != fb*int64(seq)/interval
 }
 
 func frameBytes(o options) int {

@@ -11,7 +11,7 @@ var cdfPoints = []float64{0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
 
 func summarise(streams []*streamRun, o options) map[string]any {
 	var latencies, fromDue, lags []int32
-	var sent, received, dups, unknown, failed, opened int
+	var sent, expected, received, dups, unknown, failed, opened int
 	errorCounts := map[string]int{}
 	for _, s := range streams {
 		s.mu.Lock()
@@ -19,6 +19,7 @@ func summarise(streams []*streamRun, o options) map[string]any {
 		fromDue = append(fromDue, s.fromDue...)
 		lags = append(lags, s.sendLags...)
 		sent += s.sent
+		expected += s.expected
 		received += len(s.latencies)
 		dups += s.dups
 		unknown += s.unknown
@@ -48,9 +49,11 @@ func summarise(streams []*streamRun, o options) map[string]any {
 		"errors":              errors,
 		"frames_sent":         sent,
 		"results":             received,
-		"lost":                sent - received,
+		"results_expected":    expected,
+		"lost":                expected - received,
 		"duplicates":          dups,
 		"unknown":             unknown,
+		"result_interval_ms":  float64(o.resultInterval.Microseconds()) / 1000,
 		"frame_ms":            float64(o.frame.Microseconds()) / 1000,
 		"frame_bytes":         frameBytes(o),
 		"latency_ms":          describe(latencies),

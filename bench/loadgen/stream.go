@@ -44,6 +44,7 @@ type streamRun struct {
 	fromDue   []int32 // microseconds from when the frame was due, measured frames only
 	sendLags  []int32 // microseconds, how late each measured frame was sent
 	sent      int     // measured frames actually sent
+	expected  int     // measured frames sent that the upstream answers
 	dups      int
 	unknown   int
 	err       error
@@ -94,6 +95,9 @@ func (s *streamRun) sendFrame(seq int, buf []byte) bool {
 		lag := began - time.Duration(int64(seq)*int64(s.o.frame))
 		s.mu.Lock()
 		s.sent++
+		if answered(s.o, seq) {
+			s.expected++
+		}
 		s.sendLags = append(s.sendLags, int32(lag/time.Microsecond))
 		s.mu.Unlock()
 	}

@@ -1,15 +1,24 @@
 // Command upstream is a scripted Deepgram-compatible /v1/listen websocket server for the relay
-// benchmark: it does no recognition and answers every binary audio frame at once, so that what
-// a client measures through it is transport and relay cost only.
+// benchmark: it does no recognition and answers audio at once, so that what a client measures
+// through it is transport and relay cost only.
 //
-//	upstream -listen 127.0.0.1:0 -ready-file /tmp/upstream.addr
+//	upstream -listen 127.0.0.1:0 -ready-file /tmp/upstream.addr -profile deepgram
 //
-// Every audio frame is answered by exactly one Results message whose first word is "f<seq>",
-// where seq is the little-endian uint64 in the frame's first 8 bytes (the load generator's
-// frame number). Results are interim except every -final-every frames, when a final result
-// commits the open segment, as Deepgram's live API does. KeepAlive is accepted silently,
-// Finalize is answered with a from_finalize final, and CloseStream with a final for the open
-// segment, a Metadata message and a close with code 1000.
+// Results name the frame that triggered them: their first word is "f<seq>", where seq is the
+// little-endian uint64 in the frame's first 8 bytes (the load generator's frame number). Two
+// profiles decide which frames are answered:
+//
+//   - every-frame (the worst case for a relay): every audio frame is answered by exactly one
+//     Results message with that one word; results are interim except every -final-every frames,
+//     when a final result commits the open segment.
+//   - deepgram (Deepgram's live cadence): a frame is answered when the audio received crosses a
+//     multiple of -interim-interval (an interim result about every second), and when it crosses
+//     a multiple of -final-interval the result is the final one that commits the open segment
+//     (about every 3 s). Each result carries the segment's words at -words-per-second, the
+//     first of them naming the frame, so a final holds about ten words, as speech does.
+//
+// KeepAlive is accepted silently, Finalize is answered with a from_finalize final, and
+// CloseStream with a final for the open segment, a Metadata message and a close with code 1000.
 package main
 
 import (
@@ -22,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -39,24 +49,52 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "listen address, HOST:PORT (port 0 picks one)")
 	readyFile := flag.String("ready-file", "", "write the bound HOST:PORT to this file once serving")
-	finalEvery := flag.Int("final-every", 25, "send a final result every this many audio frames (at least 2)")
+	var p profile
+	flag.StringVar(&p.name, "profile", "deepgram", "which frames are answered: deepgram or every-frame")
+	flag.IntVar(&p.finalEvery, "final-every", 25, "every-frame: a final result every this many audio frames (at least 2)")
+	flag.DurationVar(&p.interimInterval, "interim-interval", time.Second, "deepgram: audio between results")
+	flag.DurationVar(&p.finalInterval, "final-interval", 3*time.Second, "deepgram: audio between final results")
+	flag.Float64Var(&p.wordsPerSecond, "words-per-second", 2.5, "deepgram: words per second of audio in results")
 	flag.Parse()
 	// Every message allocates a little; collecting less often costs memory, not CPU.
 	debug.SetGCPercent(400)
-	if *finalEvery < 2 {
-		log.Fatal("upstream: -final-every must be at least 2")
+	if err := p.validate(); err != nil {
+		log.Fatalf("upstream: %v", err)
 	}
-	if err := run(*listen, *readyFile, *finalEvery); err != nil {
+	if err := run(*listen, *readyFile, p); err != nil {
 		log.Fatalf("upstream: %v", err)
 	}
 }
 
-func run(listen, readyFile string, finalEvery int) error {
+// profile is how the upstream answers audio.
+type profile struct {
+	name            string
+	finalEvery      int
+	interimInterval time.Duration
+	finalInterval   time.Duration
+	wordsPerSecond  float64
+}
+
+func (p profile) validate() error {
+	switch {
+	case p.name != "deepgram" && p.name != "every-frame":
+		return fmt.Errorf("-profile must be deepgram or every-frame, got %q", p.name)
+	case p.finalEvery < 2:
+		return errors.New("-final-every must be at least 2")
+	case p.interimInterval <= 0 || p.finalInterval < p.interimInterval:
+		return errors.New("-interim-interval must be positive and -final-interval at least as long")
+	case p.wordsPerSecond <= 0:
+		return errors.New("-words-per-second must be positive")
+	}
+	return nil
+}
+
+func run(listen, readyFile string, p profile) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	srv := &server{finalEvery: finalEvery}
+	srv := &server{profile: p}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/listen", srv.listen)
 	httpServer := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -92,7 +130,7 @@ func writeAtomically(path, text string) error {
 }
 
 type server struct {
-	finalEvery  int
+	profile     profile
 	connections atomic.Int64
 }
 
@@ -106,7 +144,9 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	s.connections.Add(1)
 	conn.SetReadLimit(1 << 20)
 	bytesPerSecond := 2 * intParam(r, "sample_rate", 16000) * intParam(r, "channels", 1)
-	sess := &session{id: id, conn: conn, finalEvery: s.finalEvery, bytesPerSecond: float64(bytesPerSecond)}
+	sess := &session{id: id, conn: conn, profile: s.profile, bytesPerSecond: float64(bytesPerSecond)}
+	sess.interimBytes = int64(s.profile.interimInterval.Seconds() * float64(bytesPerSecond))
+	sess.finalBytes = int64(s.profile.finalInterval.Seconds() * float64(bytesPerSecond))
 	err = sess.serve(r.Context())
 	var closeErr websocket.CloseError
 	switch {
@@ -133,8 +173,10 @@ func requestID() string {
 type session struct {
 	id             string
 	conn           *websocket.Conn
-	finalEvery     int
+	profile        profile
 	bytesPerSecond float64
+	interimBytes   int64 // deepgram: audio bytes between results
+	finalBytes     int64 // deepgram: audio bytes between finals
 
 	received     int64 // audio bytes received
 	segmentStart float64
@@ -175,6 +217,9 @@ func (s *session) seconds(n int64) float64 { return float64(n) / s.bytesPerSecon
 // for repeated windows. Every finalEvery frames the segment before this frame is committed by a
 // final result that still carries this frame's word; the frame then opens the next segment.
 func (s *session) audio(ctx context.Context, frame []byte) error {
+	if s.profile.name == "deepgram" {
+		return s.cadenced(ctx, frame)
+	}
 	var seq uint64
 	if len(frame) >= 8 {
 		seq = binary.LittleEndian.Uint64(frame)
@@ -184,7 +229,7 @@ func (s *session) audio(ctx context.Context, frame []byte) error {
 	frameEnd := s.seconds(s.received)
 	word := "f" + strconv.FormatUint(seq, 10)
 	s.inSegment++
-	if s.inSegment >= s.finalEvery && frameStart > s.segmentStart {
+	if s.inSegment >= s.profile.finalEvery && frameStart > s.segmentStart {
 		s.buf = appendResult(s.buf[:0], s, s.segmentStart, frameStart-s.segmentStart, true, false,
 			word, frameStart, frameEnd)
 		s.segmentStart = frameStart
@@ -195,6 +240,81 @@ func (s *session) audio(ctx context.Context, frame []byte) error {
 			word, frameStart, frameEnd)
 	}
 	return s.conn.Write(ctx, websocket.MessageText, s.buf)
+}
+
+// cadenced answers a frame as Deepgram's live API paces its results: only when the audio
+// received crosses a multiple of the interim interval, with a final result (committing the open
+// segment) when it crosses a multiple of the final interval. Counting in bytes, not seconds,
+// lets the load generator know exactly which frames are answered.
+func (s *session) cadenced(ctx context.Context, frame []byte) error {
+	var seq uint64
+	if len(frame) >= 8 {
+		seq = binary.LittleEndian.Uint64(frame)
+	}
+	before := s.received
+	s.received += int64(len(frame))
+	if s.received/s.interimBytes == before/s.interimBytes {
+		return nil
+	}
+	final := s.received/s.finalBytes != before/s.finalBytes
+	end := s.seconds(s.received)
+	s.buf = s.appendSpeech(s.buf[:0], s.segmentStart, end, final, "f"+strconv.FormatUint(seq, 10))
+	if final {
+		s.segmentStart = end
+	}
+	return s.conn.Write(ctx, websocket.MessageText, s.buf)
+}
+
+// appendSpeech writes a Results message for [start, end) with words at the profile's rate,
+// evenly spaced, the first one being first.
+func (s *session) appendSpeech(b []byte, start, end float64, final bool, first string) []byte {
+	n := max(1, int(math.Round((end-start)*s.profile.wordsPerSecond)))
+	step := (end - start) / float64(n)
+	b = append(b, `{"type":"Results","channel_index":[0,1],"start":`...)
+	b = strconv.AppendFloat(b, start, 'f', 6, 64)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendFloat(b, end-start, 'f', 6, 64)
+	b = append(b, `,"is_final":`...)
+	b = strconv.AppendBool(b, final)
+	b = append(b, `,"speech_final":`...)
+	b = strconv.AppendBool(b, final)
+	b = append(b, `,"from_finalize":false,"channel":{"alternatives":[{"transcript":"`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, fillerWord(i, first)...)
+	}
+	b = append(b, `","confidence":0.97,"words":[`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		w := fillerWord(i, first)
+		b = append(b, `{"word":"`...)
+		b = append(b, w...)
+		b = append(b, `","start":`...)
+		b = strconv.AppendFloat(b, start+float64(i)*step, 'f', 6, 64)
+		b = append(b, `,"end":`...)
+		b = strconv.AppendFloat(b, start+float64(i)*step+0.8*step, 'f', 6, 64)
+		b = append(b, `,"confidence":0.97,"punctuated_word":"`...)
+		b = append(b, w...)
+		b = append(b, `"}`...)
+	}
+	b = append(b, `]}]},"metadata":{"request_id":"`...)
+	b = append(b, s.id...)
+	b = append(b, `","model_info":{"name":"bench","version":"1","arch":"none"},"model_uuid":"bench-upstream"}}`...)
+	return b
+}
+
+// fillerWords are the words after the first: ordinary words of a few letters.
+var fillerWords = []string{"the", "weather", "today", "is", "mostly", "sunny", "with", "a", "light", "breeze"}
+
+func fillerWord(i int, first string) string {
+	if i == 0 {
+		return first
+	}
+	return fillerWords[i%len(fillerWords)]
 }
 
 // commit sends a final result for the open segment (if it holds audio) and starts a new one.

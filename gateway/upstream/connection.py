@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -62,6 +63,18 @@ class UpstreamConnection:
             await self._ws.send(data)
         except ConnectionClosed as exc:
             raise await self._closed_while_sending() from exc
+
+    async def send_audio_batch(self, frames: Sequence[bytes]) -> None:
+        """Send audio that is already waiting, several frames at once, as one binary message.
+
+        Deepgram reads the audio as one byte stream whatever the message boundaries, so adjacent
+        frames can share a message: one header, one mask (a ``getrandom`` each) and one socket
+        write instead of one per frame. It never waits for a frame: pass what is waiting now.
+        """
+        if len(frames) == 1:
+            await self.send_audio(frames[0])
+        elif frames:
+            await self.send_audio(b"".join(frames))
 
     async def send_text(self, text: str) -> None:
         try:

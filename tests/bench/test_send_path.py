@@ -1,0 +1,74 @@
+"""The upstream send path's batching (`UpstreamConnection.send_audio_batch`), over a real socket:
+what the benchmark's send-path lever relies on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from gateway.errors import UpstreamClosedError
+from gateway.upstream.connection import UpstreamConnection, UpstreamTarget, open_upstream
+from tests.conftest import TIMING
+
+
+class Recorder:
+    """A websocket server that keeps every message it receives, and can close with a code."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self.close_with: int | None = None
+
+    async def handler(self, connection: ServerConnection) -> None:
+        async for message in connection:
+            await self.messages.put(message)
+            if self.close_with is not None:
+                await connection.close(self.close_with, "recorder closing")
+                return
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[Recorder, UpstreamConnection]]:
+    rec = Recorder()
+    async with serve(rec.handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        target = UpstreamTarget(f"ws://127.0.0.1:{port}/v1/listen", api_key=None, connect_timeout_s=10.0)
+        async with await open_upstream(target) as connection:
+            yield rec, connection
+
+
+async def _next(rec: Recorder) -> str | bytes:
+    return await asyncio.wait_for(rec.messages.get(), 5 * TIMING)
+
+
+async def test_waiting_frames_go_out_as_one_message_in_order(
+    recorder: tuple[Recorder, UpstreamConnection],
+) -> None:
+    rec, connection = recorder
+    frames = [bytes([i]) * 640 for i in range(5)]
+    await connection.send_audio_batch(frames)
+    await connection.send_audio_batch(frames[:1])
+    await connection.send_audio_batch([])
+    await connection.send_text('{"type":"KeepAlive"}')
+    assert await _next(rec) == b"".join(frames)
+    assert await _next(rec) == frames[0]
+    # The empty batch sent nothing: the next message is the text one.
+    assert await _next(rec) == '{"type":"KeepAlive"}'
+
+
+async def test_a_batch_sent_after_the_upstream_closed_reports_its_close_code(
+    recorder: tuple[Recorder, UpstreamConnection],
+) -> None:
+    rec, connection = recorder
+    rec.close_with = 1008
+    await connection.send_audio(b"\0" * 640)
+    assert await _next(rec) == b"\0" * 640
+    with pytest.raises(UpstreamClosedError) as caught:
+        # The close frame may still be in flight: keep sending until the send path sees it.
+        async with asyncio.timeout(5 * TIMING):
+            while True:
+                await connection.send_audio_batch([b"\0" * 640] * 3)
+                await asyncio.sleep(0)
+    assert caught.value.code == 1008
