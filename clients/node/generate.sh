@@ -6,8 +6,9 @@
 # (a copy inside the package, made by the `prepare` script), so no JavaScript is generated.
 # Usage: ./generate.sh [OUT_DIR] (default types/; a test writes elsewhere to compare).
 set -euo pipefail
-out="$(realpath -m "${1:-types}")"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# OUT_DIR is relative to the caller's directory; the default is this package's types/.
+out="$(realpath -m "${1:-$here/types}")"
 cd "$here"
 [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund --silent
 work="$(mktemp -d "$here/.generate.XXXXXX")" # inside, so tsc finds node_modules

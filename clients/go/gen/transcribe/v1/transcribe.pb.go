@@ -413,7 +413,7 @@ type StreamingConfig struct {
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// Audio encoding. Unset means containerised audio, detected from the stream.
 	Encoding AudioEncoding `protobuf:"varint,4,opt,name=encoding,proto3,enum=transcribe.v1.AudioEncoding" json:"encoding,omitempty"`
-	// Sample rate of raw audio, in hertz (1 to 192000). Required when `encoding` is set and must be
+	// Sample rate of raw audio, in hertz (8000 to 192000). Required when `encoding` is set and must be
 	// unset otherwise.
 	SampleRate uint32 `protobuf:"varint,5,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
 	// Number of interleaved channels of raw audio (1 to 20). Unset: 1. Only valid with `encoding`.
@@ -483,7 +483,9 @@ type StreamingConfig struct {
 	// Deprecated by Deepgram: number of alternative transcripts (0 means unset).
 	Alternatives uint32 `protobuf:"varint,35,opt,name=alternatives,proto3" json:"alternatives,omitempty"`
 	// Upstream query parameters the gateway does not model yet, sent as given (`name=value`).
-	// Names of modelled fields are rejected: use the typed field instead.
+	// Names must match `[A-Za-z][A-Za-z0-9_.-]{0,63}`; names of modelled fields are rejected: use
+	// the typed field instead. The whole config must make a query string of at most 8192
+	// characters (URL-encoded), or the stream ends INVALID_ARGUMENT with reason QUERY_TOO_LONG.
 	UpstreamParams map[string]string `protobuf:"bytes,36,rep,name=upstream_params,json=upstreamParams,proto3" json:"upstream_params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Gateway option: seconds added to every time in every response. Set it to the
 	// `ResumePoint.committed_seconds` of a failed stream when resuming it on a new stream, so

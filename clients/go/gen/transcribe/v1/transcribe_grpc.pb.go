@@ -59,12 +59,38 @@ type TranscribeServiceClient interface {
 	// Every time in every response is in seconds from the start of this stream's audio (plus
 	// `StreamingConfig.start_offset_seconds`), whatever happened upstream.
 	//
-	// Errors end the call with a gRPC status: INVALID_ARGUMENT (bad config, rejected option,
-	// undecodable audio), UNAUTHENTICATED (missing or wrong client token), FAILED_PRECONDITION
-	// (the gateway's own upstream key was rejected), RESOURCE_EXHAUSTED (gateway at capacity,
-	// client too far ahead of real time, upstream quota), UNAVAILABLE (upstream unreachable after
-	// retries, or the gateway is draining; the details carry a `ResumePoint`), OUT_OF_RANGE (the
-	// session exceeded its maximum length), CANCELLED (the client cancelled).
+	// Errors end the call with a gRPC status whose details (`google.rpc.Status`) carry an
+	// `ErrorInfo` with domain `transcribe.gateway` and a stable reason, and, for UNAVAILABLE on an
+	// open stream, a `ResumePoint`. ErrorInfo reasons, with their status codes:
+	//
+	//	INVALID_CONFIG             INVALID_ARGUMENT: a config value is invalid (metadata `field`).
+	//	CONFIG_NOT_FIRST           INVALID_ARGUMENT: the first request is not a config.
+	//	CONFIG_TIMEOUT             DEADLINE_EXCEEDED: no config within the first-message deadline.
+	//	INVALID_REQUEST            INVALID_ARGUMENT: a request that is not a valid message, a second
+	//	                           config, or a control without a command.
+	//	MESSAGE_TOO_LARGE          RESOURCE_EXHAUSTED: a request over the gateway's message size limit.
+	//	QUERY_TOO_LONG             INVALID_ARGUMENT: the config makes an upstream query string over
+	//	                           8192 characters.
+	//	UNAUTHENTICATED            UNAUTHENTICATED: a missing, malformed or unknown client token.
+	//	TOO_MANY_STREAMS           RESOURCE_EXHAUSTED: the gateway is at its stream limit.
+	//	SESSION_TOO_LONG           OUT_OF_RANGE: the stream reached its maximum length.
+	//	CLIENT_IDLE                DEADLINE_EXCEEDED: the client sent nothing for too long.
+	//	BACKPRESSURE               RESOURCE_EXHAUSTED: the client ran too far ahead of the upstream.
+	//	DRAINING                   UNAVAILABLE: the gateway is shutting down.
+	//	CLIENT_CANCELLED           CANCELLED: the client cancelled the call.
+	//	UPSTREAM_KEY_REJECTED      FAILED_PRECONDITION: the upstream rejected the gateway's own key.
+	//	UPSTREAM_CONFIG_REJECTED   INVALID_ARGUMENT: the upstream rejected an option (HTTP 400).
+	//	UPSTREAM_PAYMENT_REQUIRED  RESOURCE_EXHAUSTED: the upstream account is out of credit.
+	//	UPSTREAM_RATE_LIMITED      RESOURCE_EXHAUSTED: the upstream rate-limited every retry.
+	//	UPSTREAM_BAD_AUDIO         INVALID_ARGUMENT: the upstream could not decode the audio.
+	//	UPSTREAM_REFUSED           FAILED_PRECONDITION: the upstream refused the connection otherwise.
+	//	UPSTREAM_CLOSED            INTERNAL: the upstream closed with an unexpected code.
+	//	UPSTREAM_UNAVAILABLE       UNAVAILABLE: the upstream failed through every retry.
+	//	UPSTREAM_NOT_REPLAYABLE    UNAVAILABLE: the upstream failed and containerised audio that
+	//	                           outgrew the replay buffer cannot be replayed.
+	//	INTERNAL                   INTERNAL: a bug in the gateway.
+	//
+	// New reasons may be added; existing ones are never renamed.
 	StreamTranscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamTranscribeRequest, StreamTranscribeResponse], error)
 }
 
@@ -118,12 +144,38 @@ type TranscribeServiceServer interface {
 	// Every time in every response is in seconds from the start of this stream's audio (plus
 	// `StreamingConfig.start_offset_seconds`), whatever happened upstream.
 	//
-	// Errors end the call with a gRPC status: INVALID_ARGUMENT (bad config, rejected option,
-	// undecodable audio), UNAUTHENTICATED (missing or wrong client token), FAILED_PRECONDITION
-	// (the gateway's own upstream key was rejected), RESOURCE_EXHAUSTED (gateway at capacity,
-	// client too far ahead of real time, upstream quota), UNAVAILABLE (upstream unreachable after
-	// retries, or the gateway is draining; the details carry a `ResumePoint`), OUT_OF_RANGE (the
-	// session exceeded its maximum length), CANCELLED (the client cancelled).
+	// Errors end the call with a gRPC status whose details (`google.rpc.Status`) carry an
+	// `ErrorInfo` with domain `transcribe.gateway` and a stable reason, and, for UNAVAILABLE on an
+	// open stream, a `ResumePoint`. ErrorInfo reasons, with their status codes:
+	//
+	//	INVALID_CONFIG             INVALID_ARGUMENT: a config value is invalid (metadata `field`).
+	//	CONFIG_NOT_FIRST           INVALID_ARGUMENT: the first request is not a config.
+	//	CONFIG_TIMEOUT             DEADLINE_EXCEEDED: no config within the first-message deadline.
+	//	INVALID_REQUEST            INVALID_ARGUMENT: a request that is not a valid message, a second
+	//	                           config, or a control without a command.
+	//	MESSAGE_TOO_LARGE          RESOURCE_EXHAUSTED: a request over the gateway's message size limit.
+	//	QUERY_TOO_LONG             INVALID_ARGUMENT: the config makes an upstream query string over
+	//	                           8192 characters.
+	//	UNAUTHENTICATED            UNAUTHENTICATED: a missing, malformed or unknown client token.
+	//	TOO_MANY_STREAMS           RESOURCE_EXHAUSTED: the gateway is at its stream limit.
+	//	SESSION_TOO_LONG           OUT_OF_RANGE: the stream reached its maximum length.
+	//	CLIENT_IDLE                DEADLINE_EXCEEDED: the client sent nothing for too long.
+	//	BACKPRESSURE               RESOURCE_EXHAUSTED: the client ran too far ahead of the upstream.
+	//	DRAINING                   UNAVAILABLE: the gateway is shutting down.
+	//	CLIENT_CANCELLED           CANCELLED: the client cancelled the call.
+	//	UPSTREAM_KEY_REJECTED      FAILED_PRECONDITION: the upstream rejected the gateway's own key.
+	//	UPSTREAM_CONFIG_REJECTED   INVALID_ARGUMENT: the upstream rejected an option (HTTP 400).
+	//	UPSTREAM_PAYMENT_REQUIRED  RESOURCE_EXHAUSTED: the upstream account is out of credit.
+	//	UPSTREAM_RATE_LIMITED      RESOURCE_EXHAUSTED: the upstream rate-limited every retry.
+	//	UPSTREAM_BAD_AUDIO         INVALID_ARGUMENT: the upstream could not decode the audio.
+	//	UPSTREAM_REFUSED           FAILED_PRECONDITION: the upstream refused the connection otherwise.
+	//	UPSTREAM_CLOSED            INTERNAL: the upstream closed with an unexpected code.
+	//	UPSTREAM_UNAVAILABLE       UNAVAILABLE: the upstream failed through every retry.
+	//	UPSTREAM_NOT_REPLAYABLE    UNAVAILABLE: the upstream failed and containerised audio that
+	//	                           outgrew the replay buffer cannot be replayed.
+	//	INTERNAL                   INTERNAL: a bug in the gateway.
+	//
+	// New reasons may be added; existing ones are never renamed.
 	StreamTranscribe(grpc.BidiStreamingServer[StreamTranscribeRequest, StreamTranscribeResponse]) error
 	mustEmbedUnimplementedTranscribeServiceServer()
 }
