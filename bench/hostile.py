@@ -1,7 +1,7 @@
 """Figures of the hostile cases (issue 10, items 1, 2 and 4): each scenario of
 tests/integration/test_hostile_*.py run once over real sockets, measured.
 
-    python -m bench.hostile [--limit-s 20]
+    python -m bench.hostile [--limit-s 20] [--only CASE]
 
 For each case: connections the gateway made to the scripted stand-in, time until the call
 ended (or "did not end" at ``--limit-s``), and for the memory cases the bytes held by code under
@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,6 +40,10 @@ class Figure:
     ended_after_s: float | None = None
     status: str = ""
     memory: str = ""
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
 
 
 def _held() -> int:
@@ -258,6 +266,60 @@ async def drain_not_reading(limit_s: float) -> Figure:
     return figure
 
 
+async def sigterm_not_reading(limit_s: float) -> Figure:
+    """The drain case against a ``gateway serve`` process: SIGTERM, then its exit status."""
+    figure = Figure("SIGTERM to `gateway serve --drain-grace-s 2`, a client that does not read")
+    big = {"channel": {"alternatives": [{"transcript": "x" * 8000, "confidence": 1.0, "words": []}]}}
+    stop = asyncio.Event()
+
+    async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
+        yield pb.StreamTranscribeRequest(config=LINEAR16)
+        for k in range(1500):
+            yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
+        await stop.wait()
+
+    async with DeepgramStandIn(default=Plan(blocks_per_result=1, result_overrides=big)) as standin:
+        with tempfile.TemporaryDirectory() as tmp:
+            ready = Path(tmp) / "ready"
+            command = ["-m", "gateway", "serve", "--listen", "127.0.0.1:0", "--ready-file", str(ready)]
+            command += ["--upstream-url", standin.url, "--drain-grace-s", "2"]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, *command, stderr=asyncio.subprocess.DEVNULL
+            )
+            try:
+                address = ""
+                for _ in range(600):
+                    if address := _read(ready):
+                        break
+                    await asyncio.sleep(0.1)
+                async with grpc.aio.insecure_channel(address) as channel:
+                    call = channel.stream_stream(
+                        "/transcribe.v1.TranscribeService/StreamTranscribe",
+                        request_serializer=pb.StreamTranscribeRequest.SerializeToString,
+                        response_deserializer=pb.StreamTranscribeResponse.FromString,
+                    )(reqs())
+                    relayed = -1
+                    while not standin.connections or len(standin.connections[0].audio) != relayed:
+                        relayed = len(standin.connections[0].audio) if standin.connections else -1
+                        await asyncio.sleep(0.5)
+                    started = time.monotonic()
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        code = await asyncio.wait_for(process.wait(), limit_s)
+                        figure.status = f"exit status {code}"
+                    except TimeoutError:
+                        figure.status = f"running after {limit_s:g} s"
+                    figure.ended_after_s = time.monotonic() - started
+                    stop.set()
+                    call.cancel()
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+        figure.connections = standin.handshakes
+    return figure
+
+
 CASES: list[Callable[[float], Awaitable[Figure]]] = [
     same_audio,
     huge_frame,
@@ -265,17 +327,20 @@ CASES: list[Callable[[float], Awaitable[Figure]]] = [
     endless_flush,
     duration_inf,
     drain_not_reading,
+    sigterm_not_reading,
     finalize_flood,
     tiny_messages,
     no_config,
 ]
 
 
-async def measure(limit_s: float) -> list[Figure]:
+async def measure(limit_s: float, only: str | None = None) -> list[Figure]:
     figures = []
     tracemalloc.start()
     try:
         for case in CASES:
+            if only is not None and case.__name__ != only:
+                continue
             figures.append(await case(limit_s))
             print(figures[-1], flush=True)
     finally:
@@ -298,8 +363,9 @@ def table(figures: list[Figure]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit-s", type=float, default=20.0)
+    parser.add_argument("--only", choices=[case.__name__ for case in CASES], help="run one case")
     args = parser.parse_args()
-    print(table(asyncio.run(measure(args.limit_s))))
+    print(table(asyncio.run(measure(args.limit_s, args.only))))
 
 
 if __name__ == "__main__":

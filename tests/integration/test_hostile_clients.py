@@ -211,7 +211,8 @@ async def test_drain_grace_is_a_hard_bound_with_a_client_that_does_not_read() ->
             started = time.monotonic()
             await asyncio.wait_for(gw.server.drain(), grace_s + 3 * TIMING)
             took = time.monotonic() - started
-            assert not servicer.sessions, "a call outlived the drain"
+            # The cancelled handlers finish their clean-up (closing the upstream) just after.
+            await asyncio.wait_for(servicer.idle.wait(), 2 * TIMING)
             stop.set()
             call.cancel()
     assert took < grace_s + 1.5 * TIMING, took
