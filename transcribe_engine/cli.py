@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from transcribe_engine import lifeline, logs
 from transcribe_engine.config import RECOGNIZERS, EngineConfig
 
 logger = logging.getLogger(__name__)
@@ -144,36 +146,77 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         raise SystemExit(f"invalid engine configuration: {exc}") from exc
 
 
-async def run_engine(config: EngineConfig, *, ready_file: Path | None = None) -> None:
-    """Serve until cancelled; the URL is logged (and written to ``ready_file``) once listening."""
+async def run_engine(
+    config: EngineConfig,
+    *,
+    ready_file: Path | None = None,
+    listen_fd: int | None = None,
+    parent_pid: int | None = None,
+    print_url: bool = False,
+) -> None:
+    """Serve until cancelled; the URL is logged (and written to ``ready_file``) once listening.
+
+    ``listen_fd`` is a listening socket inherited from a supervisor; ``parent_pid`` ends the
+    engine when that process goes.
+    """
     from transcribe_engine.server import EngineServer
 
-    async with EngineServer(config) as server:
+    sock = socket.socket(fileno=listen_fd) if listen_fd is not None else None
+    async with EngineServer(config, sock=sock) as server:
         logger.info("embedded engine listening on %s (max_streams=%d)", server.url, server.max_streams)
+        if print_url:
+            # A supervisor reads this line to learn that the engine serves.
+            print(server.url, flush=True)
         if ready_file is not None:
             # Write then rename, so a watcher never reads half a URL.
             partial = ready_file.with_name(ready_file.name + ".partial")
             partial.write_text(server.url + "\n")
             partial.replace(ready_file)
-        await server.serve_forever()
+        if parent_pid is None:
+            await server.serve_forever()
+            return
+        serving = asyncio.ensure_future(server.serve_forever())
+        orphaned = asyncio.ensure_future(lifeline.watch_parent(parent_pid))
+        try:
+            await asyncio.wait((serving, orphaned), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            serving.cancel()
+            orphaned.cancel()
+            await asyncio.gather(serving, orphaned, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m transcribe_engine serve``: until the project CLI offers ``gateway engine serve``."""
+    """``python -m transcribe_engine serve``: the engine on its own, or as a supervised child."""
     parser = argparse.ArgumentParser(prog="python -m transcribe_engine")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve /v1/listen")
     add_engine_arguments(serve_parser)
     serve_parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    serve_parser.add_argument("--log-format", choices=["text", "json"], default="text")
     serve_parser.add_argument(
         "--ready-file", type=Path, default=None, help="write the ws:// URL here once serving"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    serve_parser.add_argument(
+        "--listen-fd", type=int, default=None, help="serve on this inherited listening socket"
     )
-    # faster-whisper logs every decode at INFO; one line per interim is noise here.
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    serve_parser.add_argument(
+        "--print-url", action="store_true", help="print the ws:// URL on stdout once serving"
+    )
+    serve_parser.add_argument(
+        "--parent-pid", type=int, default=None, help="stop when this (supervising) process exits"
+    )
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level, args.log_format)
+    if args.parent_pid is not None:
+        lifeline.die_with_parent(args.parent_pid)
     config = engine_config_from_args(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_engine(config, ready_file=args.ready_file))
+        asyncio.run(
+            run_engine(
+                config,
+                ready_file=args.ready_file,
+                listen_fd=args.listen_fd,
+                parent_pid=args.parent_pid,
+                print_url=args.print_url,
+            )
+        )

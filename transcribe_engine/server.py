@@ -19,6 +19,7 @@ import functools
 import heapq
 import itertools
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -84,7 +85,11 @@ _LOAD_BUDGET: Final = 0.6  # measured: the bench's real-time limit sat ~25 % bel
 # Whisper turns a breath or a click into "Thank you."; such a final is reported empty (interims
 # have their own, higher bar in the segmenter).
 _MIN_FINAL_SPEECH_S: Final = 0.25
-_LEFT_CONTEXT_S: Final = 1.0  # share of the decode workers admission may plan to use
+_LEFT_CONTEXT_S: Final = 1.0
+# Per stream, whatever the client sends: audio queued for final decodes (beyond it the reader
+# stops reading, so TCP pushes back), and bytes waiting for the container decoder.
+_MAX_BACKLOG_S: Final = 30.0
+_MAX_UNDECODED_BYTES: Final = 1024 * 1024  # share of the decode workers admission may plan to use
 
 
 class DecodePool:
@@ -162,8 +167,10 @@ class _Admission:
 class EngineServer:
     """Serve ``/v1/listen`` on ``config.host:config.port`` until the context exits."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, sock: socket.socket | None = None) -> None:
         self._config = config
+        # A supervisor may own the listening socket, so it outlives restarts of this process.
+        self._sock = sock
         self._recognizer: Recognizer | None = None
         self._vad_session: Any = None
         self._pool: DecodePool | None = None
@@ -234,10 +241,12 @@ class EngineServer:
         # A fixed stream cap needs no load model; skipping calibration saves seconds at start.
         if config.max_streams is None:
             self._capacity = await self._calibrate()
+        where: dict[str, Any] = (
+            {"sock": self._sock} if self._sock is not None else {"host": config.host, "port": config.port}
+        )
         self._server = await serve(
             self._handle,
-            config.host,
-            config.port,
+            **where,
             process_request=self._process_request,
             process_response=self._process_response,
             select_subprotocol=self._select_subprotocol,
@@ -335,6 +344,10 @@ class EngineServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         request_id = protocol.new_request_id()
         target = urlsplit(request.path)
+        if target.path == protocol.HEALTH_PATH:
+            # For a supervisor's probe: answered from the event loop, so it also proves the
+            # loop is not stuck.
+            return connection.respond(HTTPStatus.OK, "OK\n")
         if target.path.rstrip("/") != protocol.LISTEN_PATH:
             return _reject(connection, protocol.NOT_FOUND, request_id)
         offered = protocol.header_values(request.headers.get_all("Sec-WebSocket-Protocol"))
@@ -504,6 +517,19 @@ class _Channel:
         self._wake = asyncio.Event()
         self._closing = False
         self._segment_id = 0  # of the window currently open
+        self._backlog = 0  # samples in queued final jobs
+        self._room = asyncio.Event()  # set while the backlog is within its bound
+        self._room.set()
+
+    async def wait_for_room(self) -> None:
+        await self._room.wait()
+
+    def _note_backlog(self, delta: int) -> None:
+        self._backlog += delta
+        if self._backlog > _MAX_BACKLOG_S * SAMPLE_RATE:
+            self._room.clear()
+        else:
+            self._room.set()
 
     def push(self, samples: Samples) -> None:
         self.audio.append(samples)
@@ -528,6 +554,7 @@ class _Channel:
                 job = self._job(event)
                 if event.is_final:
                     self._finals.append(job)
+                    self._note_backlog(len(job.audio))
                     self._interim = None
                 else:
                     self._interim = job  # an older pending interim is superseded
@@ -554,6 +581,7 @@ class _Channel:
                 if self._finals:
                     job = self._finals.popleft()
                     words = await self._decode(job, final=True)
+                    self._note_backlog(-len(job.audio))
                     self._stream.send_result(self.index, job.window, words)
                     if words:
                         self._handle(self.segmenter.note_final_words(words[-1].end))
@@ -780,7 +808,15 @@ class _Stream:
             if isinstance(message, bytes):
                 # Empty frames were once Deepgram's end-of-stream; they only count as activity.
                 if message:
+                    for channel in self._channels:
+                        await channel.wait_for_room()
                     self._decoder.feed(message)
+                    # Checked without waiting first: a thread hop per message costs more.
+                    if not self._decoder.wait_below(_MAX_UNDECODED_BYTES, 0) and not await asyncio.to_thread(
+                        self._decoder.wait_below, _MAX_UNDECODED_BYTES, _DRAIN_TIMEOUT_S
+                    ):
+                        self._log.info("the audio decoder cannot keep up; closing")
+                        self._abort(CloseCode.POLICY_VIOLATION, protocol.DATA0000_REASON)
                 continue
             control = protocol.parse_control(message)
             if isinstance(control, protocol.CloseStream):

@@ -48,7 +48,8 @@ def test_sdk_style_query_is_parsed() -> None:
     assert options.utterance_end_ms == 1000
     assert options.vad_events
     assert options.extra == (("team", "core"), ("run", "a b"))
-    assert options.ignored == ("diarize", "keyterm")
+    assert options.ignored == ("keyterm",)
+    assert options.diarize
 
 
 @pytest.mark.parametrize(
