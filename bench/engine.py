@@ -268,7 +268,7 @@ async def process(argv: list[str], workdir: Path, name: str) -> AsyncIterator[Pr
 
 
 def engine_argv(*extra: str) -> list[str]:
-    return [PYTHON, "-m", "transcribe_engine", "serve", "--engine-port", "0", *extra]
+    return [PYTHON, "-m", "transcribe_engine", "serve", "--listen", "127.0.0.1:0", *extra]
 
 
 def gateway_available() -> bool:
@@ -458,7 +458,7 @@ def render(
         "## Concurrent real-time streams",
         "",
         f"N copies of a {capacity_clip.duration:.0f} s program (corpus clips back to back) streamed "
-        "at once, in real time, straight to the engine (started with a high `--engine-max-streams` "
+        "at once, in real time, straight to the engine (started with a high `--max-streams` "
         f"so admission does not interfere). A stream keeps up when p90 end of speech -> final <= "
         f"{KEEP_UP_FINAL_P90_S} s and its last result comes <= {KEEP_UP_CLOSE_S} s after its audio "
         "ends. Interims are coalesced under load (a channel never queues more than one), so their "
@@ -479,7 +479,7 @@ def render(
         "",
         f"Measured: **{held}** concurrent real-time streams keep up. Admission control, from its "
         f"start-up calibration ({calibration}), admits **{derived}** streams with interim results "
-        "by default (`--engine-max-streams` overrides it).",
+        "by default (`--max-streams` overrides it).",
         "",
     ]
     return "\n".join(lines)
@@ -530,7 +530,7 @@ async def run(args: argparse.Namespace) -> str:
         capacity_clip = program(load_corpus(args.corpus), args.capacity_seconds)
         rows: list[CapacityRow] = []
         if args.capacity_max > 0:
-            argv = engine_argv("--engine-max-streams", str(args.capacity_max + 1))
+            argv = engine_argv("--max-streams", str(args.capacity_max + 1))
             async with process(argv, workdir, "engine-capacity") as engine:
                 rows = await capacity(engine.address, engine, capacity_clip, args.capacity_max)
     command = "python -m bench.engine" + (" " + shlex.join(args.argv) if args.argv else "")

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 _ENGINE_LOGGER: Final = "transcribe_engine"
 _PIPE_LIMIT: Final = 1024 * 1024  # one JSON log line, traceback included
 _STOP_GRACE_S: Final = 5.0
+_NOT_FOR_THE_CHILD: Final = frozenset({"ENGINE_API_KEY", "ENGINE_LISTEN"})
 
 
 class EngineChildError(GatewayError):
@@ -117,11 +118,11 @@ class EngineChild:
         policy: ChildPolicy | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        self._engine_args = ["--engine-recognizer", recognizer]
+        self._engine_args = ["--recognizer", recognizer]
         if model_dir is not None:
-            self._engine_args += ["--engine-model-dir", str(model_dir)]
+            self._engine_args += ["--model-dir", str(model_dir)]
         if max_streams is not None:
-            self._engine_args += ["--engine-max-streams", str(max_streams)]
+            self._engine_args += ["--max-streams", str(max_streams)]
         self._on_change = on_change
         self._policy = policy or ChildPolicy()
         self._host = host
@@ -219,9 +220,9 @@ class EngineChild:
     async def _launch(self) -> asyncio.subprocess.Process:
         """Start one child and return once it serves; kill it and raise if it does not."""
         assert self._sock is not None
-        # The child is configured by its flags only: an ENGINE_* variable meant for a standalone
-        # engine (a key, a port) must not change what the gateway relays to.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
+        # ENGINE_* variables tune the child (decode workers, segment lengths...), but a key or an
+        # address meant for a standalone engine must not change what the gateway relays to.
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_THE_CHILD}
         process = await asyncio.create_subprocess_exec(
             *self._command(),
             stdin=asyncio.subprocess.DEVNULL,

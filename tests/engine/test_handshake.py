@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -62,8 +63,8 @@ async def test_key_accepted_in_every_form(headers: dict[str, str], subprotocols:
 
 def test_key_is_masked_in_config_repr() -> None:
     """The key never shows in the configuration's repr."""
-    assert KEY not in repr(EngineConfig(api_key=KEY))
-    assert "***" in repr(EngineConfig(api_key=KEY))
+    assert KEY not in repr(EngineConfig(api_key=SecretStr(KEY)))
+    assert "***" in repr(EngineConfig(api_key=SecretStr(KEY)))
 
 
 @pytest.mark.parametrize(
