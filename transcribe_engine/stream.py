@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -52,8 +52,6 @@ _FLUSH_TIMEOUT_S: Final = 10.0
 # have their own, higher bar in the segmenter).
 _MIN_FINAL_SPEECH_S: Final = 0.25
 _LEFT_CONTEXT_S: Final = 1.0
-# Audio kept with a job before its window, so the context can start at a word boundary.
-_MAX_CONTEXT_S: Final = 2.0
 # Per stream, whatever the client sends: audio queued for final decodes (beyond it the reader
 # stops reading, so TCP pushes back), and bytes waiting for the container decoder.
 _MAX_BACKLOG_S: Final = 30.0
@@ -140,8 +138,9 @@ class Channel:
     def _job(self, window: Window) -> _Job:
         if not window.has_speech:
             return _Job(window, np.zeros(0, np.float32), window.audio_start)
-        # Some audio before the window gives the decoder context (see context_start).
-        start = max(round((window.audio_start - _MAX_CONTEXT_S) * SAMPLE_RATE), self.audio.first)
+        # Whisper hallucinates on a lone short word cut at its onset; audio before the window
+        # gives it context (words from there are dropped again, see place_words).
+        start = max(round((window.audio_start - _LEFT_CONTEXT_S) * SAMPLE_RATE), self.audio.first)
         end = round(window.end * SAMPLE_RATE)
         return _Job(window, self.audio.slice(start, end), start / SAMPLE_RATE)
 
@@ -176,8 +175,7 @@ class Channel:
             return []
         priority = DecodePool.FINAL if final else DecodePool.INTERIM
         recognizer = self._recognizer
-        begin = max(context_start(window.audio_start - _LEFT_CONTEXT_S, self._emitted), job.audio_start)
-        audio = job.audio[round((begin - job.audio_start) * SAMPLE_RATE) :]
+        audio, begin = job.audio, job.audio_start
         words = await self._stream.pool.run(
             priority,
             lambda: recognizer.decode(audio, segment_id=window.segment_id, final=final),
@@ -186,21 +184,6 @@ class Channel:
 
     def release(self) -> None:
         self._recognizer.close()
-
-
-def context_start(desired: float, reported: Iterable[Word]) -> float:
-    """Where a decode's audio starts: ``desired``, or earlier, at the start of the reported word
-    it would cut in two.
-
-    Whisper hallucinates on a lone short word cut at its onset, so a decode gets about a second
-    of audio before its window. Cut mid-word, that context garbles the next word too: JFK's
-    "ask not | what your country" became "not like your country" with the context starting in
-    "not", and "what" was lost. Starting at a word boundary, the decoder hears "not what".
-    """
-    for word in reported:
-        if word.start < desired < word.end:
-            return word.start
-    return desired
 
 
 def place_words(

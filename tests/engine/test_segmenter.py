@@ -13,7 +13,7 @@ from transcribe_engine.segmenter import (
     UtteranceEnd,
     Window,
 )
-from transcribe_engine.stream import context_start, place_words, repeated_prefix
+from transcribe_engine.stream import place_words, repeated_prefix
 
 WINDOW_S = 0.032
 
@@ -143,16 +143,6 @@ def test_first_interim_waits_for_enough_speech_then_comes_at_once() -> None:
 
 
 # ---- words at segment boundaries (stream.place_words and friends, pure) ----
-
-
-@pytest.mark.parametrize(
-    ("desired", "expected"),
-    [(4.14, 3.81), (3.81, 3.81), (4.5, 4.5), (1.0, 1.0)],
-)
-def test_context_starts_at_a_word_boundary(desired: float, expected: float) -> None:
-    """A context cut inside a reported word starts at that word instead."""
-    reported = [Word("ask", 2.9, 3.81, 1.0), Word("not", 3.81, 4.41, 1.0)]
-    assert context_start(desired, reported) == expected
 
 
 @pytest.mark.parametrize(
