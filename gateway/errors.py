@@ -19,6 +19,7 @@ they mean for the client (gRPC status) and for the retry policy (retryable or no
     │   └── UpstreamStalledError    the upstream stopped answering
     ├── RetriesExhaustedError       every retry of a retryable UpstreamError failed
     ├── StartupError                the gateway cannot start as configured
+    │   └── EngineChildError        the embedded engine's child process could not start
     └── WorkerError                 a worker process could not start, or stopped
 """
 
@@ -193,6 +194,10 @@ class SessionFailedError(GatewayError):
 
 class StartupError(GatewayError):
     """The gateway cannot start as configured."""
+
+
+class EngineChildError(StartupError):
+    """The embedded engine's child process could not be started."""
 
 
 class WorkerError(GatewayError):

@@ -18,7 +18,8 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from gateway import logs
 from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
-from gateway.errors import StartupError
+from gateway.engine_child import EngineChild
+from gateway.errors import EngineChildError, StartupError
 from gateway.metrics import Metrics, serve_metrics
 from gateway.service import SERVICE_NAME, Availability, TranscribeServicer
 from gateway.session import SessionOptions
@@ -89,6 +90,7 @@ class GatewayServer:
         self.metrics_port = 0
         self.http_port = 0
         self.upstream_url = ""
+        self.engine: EngineChild | None = None  # the supervised engine child, when it is the upstream
 
     @property
     def address(self) -> str:
@@ -184,20 +186,23 @@ class GatewayServer:
             _write_atomically(settings.ready_file, self.address)
 
     async def _start_engine(self) -> str:
-        try:
-            from transcribe_engine.config import EngineConfig
-            from transcribe_engine.server import EngineServer
-        except ImportError as exc:
-            raise StartupError(
-                "no upstream is configured (set DEEPGRAM_API_KEY or --upstream-url) and the embedded "
-                f"engine is not installed ({exc}); install the `engine` extra"
-            ) from exc
-        engine = EngineServer(
-            EngineConfig(recognizer=self.settings.engine_recognizer, model_dir=self.settings.engine_model_dir)
+        async def on_change(up: bool) -> None:
+            self._availability.upstream_down = not up
+            await self._availability.update()
+
+        child = EngineChild(
+            recognizer=self.settings.engine_recognizer,
+            model_dir=self.settings.engine_model_dir,
+            on_change=on_change,
         )
-        await self._stack.enter_async_context(engine)
-        logger.info("no Deepgram key or upstream URL: using the embedded engine at %s", engine.url)
-        return str(engine.url)
+        try:
+            self.engine = await self._stack.enter_async_context(child)
+        except EngineChildError as exc:
+            raise StartupError(
+                f"no upstream is configured (set DEEPGRAM_API_KEY or --upstream-url) and {exc}"
+            ) from exc
+        logger.info("no Deepgram key or upstream URL: using the embedded engine at %s", child.url)
+        return child.url
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new streams, finalise open ones, stop within the grace period.

@@ -48,13 +48,15 @@ class Availability:
     The server (``""``, what liveness probes ask) is NOT_SERVING only while draining; the
     service is also NOT_SERVING while the upstream rejects the gateway's key, which fails every
     stream until an operator fixes it. A restart would not fix the key, so it must not fail
-    liveness; it should take the replica out of load balancing.
+    liveness; it should take the replica out of load balancing. The same holds while the
+    embedded engine child is down (``upstream_down``): the supervisor restarts it.
     """
 
     def __init__(self, health: HealthServicer) -> None:
         self.health = health
         self.draining = False
         self.key_rejected = False
+        self.upstream_down = False
         # Set while the key is rejected: wakes the re-check (watch_key).
         self._key_check_due = asyncio.Event()
 
@@ -90,7 +92,7 @@ class Availability:
     async def update(self) -> None:
         response = health_pb2.HealthCheckResponse
         server_ok = not self.draining
-        service_ok = server_ok and not self.key_rejected
+        service_ok = server_ok and not self.key_rejected and not self.upstream_down
         await self.health.set("", response.SERVING if server_ok else response.NOT_SERVING)
         await self.health.set(SERVICE_NAME, response.SERVING if service_ok else response.NOT_SERVING)
 

@@ -51,15 +51,13 @@ async def supervise(settings: Settings, global_flags: list[str]) -> None:
         stack.enter_context(logs.redacting(secrets - {""}))
         upstream = settings.relay_url
         if upstream is None:
-            from transcribe_engine.config import EngineConfig
-            from transcribe_engine.server import EngineServer
+            from gateway.engine_child import EngineChild
 
+            # One engine child (and so one model in memory) for all workers, supervised here.
             engine = await stack.enter_async_context(
-                EngineServer(
-                    EngineConfig(recognizer=settings.engine_recognizer, model_dir=settings.engine_model_dir)
-                )
+                EngineChild(recognizer=settings.engine_recognizer, model_dir=settings.engine_model_dir)
             )
-            upstream = str(engine.url)
+            upstream = engine.url
         host, port = _listen_address(settings.listen)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-workers-")))
         processes = [

@@ -19,7 +19,9 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from transcribe_engine.protocol import Encoding
+from transcribe_engine.protocol import MAX_CHANNELS, Encoding
+from transcribe_engine.protocol import MAX_SAMPLE_RATE as MAX_RATE
+from transcribe_engine.protocol import MIN_SAMPLE_RATE as MIN_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class AudioDecoder(Protocol):
 
     def finish(self, timeout: float) -> None:
         """No more bytes: flush whatever is buffered and deliver it."""
+        ...
+
+    def wait_below(self, limit: int, timeout: float) -> bool:
+        """Block until at most ``limit`` fed bytes wait to be decoded, or the timeout."""
         ...
 
     def close(self) -> None: ...
@@ -157,6 +163,9 @@ class RawDecoder:
     def drained(self, timeout: float) -> bool:
         return True
 
+    def wait_below(self, limit: int, timeout: float) -> bool:
+        return True  # decoded as it is fed
+
     def finish(self, timeout: float) -> None:
         tails = [r.flush() for r in self._resamplers]
         if any(len(t) for t in tails):
@@ -198,9 +207,15 @@ class _Pipe:
             data = b"".join(self._chunks)
             if 0 <= size < len(data):
                 self._chunks = [data[size:]]
+                self._cond.notify_all()
                 return data[:size]
             self._chunks = []
+            self._cond.notify_all()  # a writer may wait for room
             return data
+
+    def wait_below(self, limit: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: sum(map(len, self._chunks)) <= limit or self._eof, timeout)
 
     def wait_starved(self, timeout: float) -> bool:
         """True once the reader has consumed everything and is waiting for more."""
@@ -232,6 +247,9 @@ class ContainerDecoder:
 
     def drained(self, timeout: float) -> bool:
         return self._pipe.wait_starved(timeout) or self._done.is_set()
+
+    def wait_below(self, limit: int, timeout: float) -> bool:
+        return self._pipe.wait_below(limit, timeout) or self._done.is_set()
 
     def finish(self, timeout: float) -> None:
         self._pipe.close_write()
@@ -355,8 +373,11 @@ class SniffingDecoder:
         self._on_error = on_error
         self._head = b""
         self._inner: AudioDecoder | None = None
+        self._failed = False  # the error was reported; the stream is being closed
 
     def feed(self, data: bytes) -> None:
+        if self._failed:
+            return
         if self._inner is not None:
             self._inner.feed(data)
             return
@@ -379,6 +400,16 @@ class SniffingDecoder:
                     if len(head) > _WAV_HEADER_LIMIT or final:
                         self._on_error(AudioDecodeError("incomplete WAV header"))
                         self._head = b""
+                        self._failed = True
+                    return
+                if not MIN_RATE <= header.sample_rate <= MAX_RATE or header.channels > MAX_CHANNELS:
+                    # As for a declared rate: resampling from 1 Hz would blow a message up a
+                    # thousandfold.
+                    self._on_error(
+                        AudioDecodeError(f"unsupported WAV: {header.sample_rate} Hz, {header.channels} ch")
+                    )
+                    self._head = b""
+                    self._failed = True
                     return
                 inner = RawDecoder(
                     header.sample_format,
@@ -397,6 +428,9 @@ class SniffingDecoder:
 
     def drained(self, timeout: float) -> bool:
         return self._inner.drained(timeout) if self._inner is not None else True
+
+    def wait_below(self, limit: int, timeout: float) -> bool:
+        return self._inner.wait_below(limit, timeout) if self._inner is not None else True
 
     def finish(self, timeout: float) -> None:
         if self._inner is None and self._head:

@@ -1,85 +1,105 @@
-"""Configuration of the embedded Deepgram-compatible engine."""
+"""Configuration of the embedded Deepgram-compatible engine: one model, one source of defaults.
+
+Every field is an ``ENGINE_*`` environment variable and (except the key) a flag of
+``transcribe_engine serve`` / ``gateway engine serve`` derived from the field's name
+(``max_streams`` -> ``--max-streams``, ``ENGINE_MAX_STREAMS``); a flag wins over the variable.
+The API key is read from ``ENGINE_API_KEY`` only, so it never shows in a process list.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 RecognizerName = Literal["whisper", "pocketsphinx"]
 RECOGNIZERS: tuple[RecognizerName, ...] = ("whisper", "pocketsphinx")
+ENV_PREFIX = "ENGINE_"
+SECRET_FIELDS = frozenset({"api_key"})
 
 
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
+class EngineConfig(BaseSettings):
     """Everything the engine needs to serve; validated on construction."""
 
-    host: str = "127.0.0.1"
-    port: int = 0  # 0 = pick a free port
-    # None accepts any or no credentials; otherwise Token/Bearer <key> is required.
-    api_key: str | None = field(default=None, repr=False)
-    recognizer: RecognizerName = "whisper"
-    model_dir: Path | None = None  # any CTranslate2 Whisper directory; None = bundled tiny.en
-    max_streams: int | None = None  # None = derived from a start-up calibration
-    idle_timeout_s: float = 10.0  # NET-0001
-    # Threads decoding in parallel; CTranslate2 releases the GIL, so threads use all cores.
-    decode_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    # CTranslate2 intra-op threads per decode.
-    cpu_threads: int = 1
-    # Deepgram's default endpointing (10 ms) splits Whisper's input mid-phrase; never go below this.
-    min_endpointing_ms: int = 300
-    # A segment longer than this is closed at the next short pause (speech_final false) ...
-    soft_max_segment_s: float = 10.0
-    # ... and at this length it is cut at the quietest recent point, pause or not.
-    hard_max_segment_s: float = 20.0
-    # Audio time between two interim results of one channel, when the decoder keeps up.
-    interim_period_s: float = 1.0
-    beam_size_final: int = 5
-    beam_size_interim: int = 1
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0..65535, not {self.port}")
-        if self.recognizer not in RECOGNIZERS:
-            raise ValueError(f"recognizer must be one of {RECOGNIZERS}, not {self.recognizer!r}")
-        if self.max_streams is not None and self.max_streams < 1:
-            raise ValueError("max_streams must be at least 1")
-        if self.idle_timeout_s <= 0:
-            raise ValueError("idle_timeout_s must be positive")
-        if self.decode_workers < 1 or self.cpu_threads < 1:
-            raise ValueError("decode_workers and cpu_threads must be at least 1")
-        if self.min_endpointing_ms < 0:
-            raise ValueError("min_endpointing_ms must not be negative")
-        if not 0 < self.soft_max_segment_s <= self.hard_max_segment_s <= 30.0:
-            raise ValueError("need 0 < soft_max_segment_s <= hard_max_segment_s <= 30")
-        if self.interim_period_s <= 0:
-            raise ValueError("interim_period_s must be positive")
-        if self.beam_size_final < 1 or self.beam_size_interim < 1:
-            raise ValueError("beam sizes must be at least 1")
+    listen: str = Field(default="127.0.0.1:0", description="HOST:PORT to listen on; port 0 picks a free one.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Require 'Authorization: Token <key>' (environment only). Unset: accept any.",
+    )
+    recognizer: RecognizerName = Field(default="whisper", description="The speech recogniser.")
+    model_dir: Path | None = Field(
+        default=None, description="A CTranslate2 Whisper model directory. Unset: the bundled tiny.en."
+    )
+    max_streams: int | None = Field(
+        default=None,
+        ge=1,
+        description="Concurrent streams admitted. Unset: follow the decode capacity measured while serving.",
+    )
+    idle_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds without any frame before close 1011 NET-0001."
+    )
+    # CTranslate2 releases the GIL, so decode threads use all cores.
+    decode_workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        description="Decodes run in parallel. Unset: the CPU count.",
+    )
+    cpu_threads: int = Field(default=1, ge=1, description="CTranslate2 threads per decode.")
+    # Deepgram's default endpointing (10 ms) splits Whisper's input mid-phrase.
+    min_endpointing_ms: int = Field(
+        default=300, ge=0, description="Floor for the endpointing option, in milliseconds."
+    )
+    soft_max_segment_s: float = Field(
+        default=10.0, gt=0, le=30, description="A longer segment is closed at the next short pause."
+    )
+    hard_max_segment_s: float = Field(
+        default=20.0, gt=0, le=30, description="A segment is cut at this length, pause or not."
+    )
+    interim_period_s: float = Field(
+        default=1.0, gt=0, description="Audio seconds between two interim results of one channel."
+    )
+    beam_size_final: int = Field(default=5, ge=1, description="Beam size of final decodes.")
+    beam_size_interim: int = Field(default=1, ge=1, description="Beam size of interim decodes.")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
+        return value
+
+    @field_validator("model_dir")
+    @classmethod
+    def _check_model_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser()
+        if not (path / "model.bin").is_file():
+            raise ValueError(f"{path} is not a CTranslate2 Whisper model directory (no model.bin)")
+        return path
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> EngineConfig:
+        if self.soft_max_segment_s > self.hard_max_segment_s:
+            raise ValueError("soft_max_segment_s must not exceed hard_max_segment_s")
         if self.model_dir is not None and self.recognizer != "whisper":
             raise ValueError("model_dir only applies to the whisper recognizer")
+        return self
 
-    def __repr__(self) -> str:
-        # The key is never shown; only whether one is set.
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _REPR_FIELDS if name != "api_key")
-        key = "'***'" if self.api_key is not None else "None"
-        return f"EngineConfig(api_key={key}, {shown})"
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
 
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
-_REPR_FIELDS = (
-    "host",
-    "port",
-    "recognizer",
-    "model_dir",
-    "max_streams",
-    "idle_timeout_s",
-    "decode_workers",
-    "cpu_threads",
-    "min_endpointing_ms",
-    "soft_max_segment_s",
-    "hard_max_segment_s",
-    "interim_period_s",
-    "beam_size_final",
-    "beam_size_interim",
-)
+    @property
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key is not None else None

@@ -19,6 +19,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 LISTEN_PATH: Final = "/v1/listen"
+HEALTH_PATH: Final = "/healthz"  # not Deepgram's: for a supervisor's liveness probe
 
 
 class CloseCode(IntEnum):
@@ -63,8 +64,6 @@ IGNORED_OPTIONS: Final = frozenset(
         "model",
         "version",
         "tier",
-        "diarize",
-        "diarize_model",
         "diarize_version",
         "redact",
         "keyterm",
@@ -85,6 +84,44 @@ IGNORED_OPTIONS: Final = frozenset(
 )
 
 MAX_CHANNELS: Final = 20
+# Telephony's 8 kHz up to studio 192 kHz. Beyond these a declared rate is a mistake or an attack:
+# at sample_rate=1 one 64 kB message would resample to half a gigasample.
+MIN_SAMPLE_RATE: Final = 8_000
+MAX_SAMPLE_RATE: Final = 192_000
+
+# Deepgram's model names (and its hosted Whisper sizes) all run the one local model; anything
+# else is refused as Deepgram refuses a model it does not have.
+_MODEL_FAMILIES: Final = frozenset({"nova-3", "nova-2", "nova", "enhanced", "base"})
+_MODEL_DOMAINS: Final = frozenset(
+    {
+        "general",
+        "meeting",
+        "phonecall",
+        "finance",
+        "conversationalai",
+        "voicemail",
+        "video",
+        "medical",
+        "drivethru",
+        "automotive",
+        "atc",
+    }
+)
+_OTHER_MODELS: Final = frozenset(
+    {"whisper", "whisper-tiny", "whisper-base", "whisper-small", "whisper-medium", "whisper-large"}
+)
+NO_SUCH_MODEL: Final = "No such model/language/tier combination found."
+
+
+def is_known_model(name: str) -> bool:
+    """Whether ``name`` is one of Deepgram's model names (``nova-3``, ``nova-2-phonecall``, ...)."""
+    name = name.strip().lower()
+    if name in _MODEL_FAMILIES or name in _MODEL_DOMAINS or name in _OTHER_MODELS:
+        return True
+    family, _, domain = name.rpartition("-")
+    return family in _MODEL_FAMILIES and domain in _MODEL_DOMAINS
+
+
 _BOOLEAN_OPTIONS: Final = (
     "numerals",
     "multichannel",
@@ -92,6 +129,7 @@ _BOOLEAN_OPTIONS: Final = (
     "vad_events",
     "punctuate",
     "smart_format",
+    "diarize",
 )
 _TRUE: Final = "true"
 _FALSE: Final = "false"
@@ -118,6 +156,8 @@ class ListenOptions:
     punctuate: bool = False
     smart_format: bool = False
     numerals: bool = False
+    # No diarization model here: every word is labelled speaker 0, as Deepgram labels a lone voice.
+    diarize: bool = False
     extra: tuple[tuple[str, str], ...] = ()
     ignored: tuple[str, ...] = ()  # options received that the engine does not act on
 
@@ -168,8 +208,10 @@ def parse_options(query: str) -> ListenOptions:
             raise OptionsError(f"Encoding {encoding.value!r} is not supported by this engine.")
 
     sample_rate = _parse_int("sample_rate", last("sample_rate"), minimum=1)
-    if sample_rate is not None and sample_rate > 384_000:
-        raise OptionsError(f"Invalid sample_rate: {sample_rate}.")
+    if sample_rate is not None and not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise OptionsError(
+            f"Invalid sample_rate: {sample_rate}; must be {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz."
+        )
     if encoding in RAW_ENCODINGS and sample_rate is None:
         raise OptionsError(f"sample_rate is required with encoding={encoding}.")
 
@@ -197,10 +239,16 @@ def parse_options(query: str) -> ListenOptions:
             raise OptionsError(f"Invalid extra: {item!r}; expected key:value.")
         extra.append((key, value))
 
+    model = last("model")
+    if model is not None and not is_known_model(model):
+        raise OptionsError(NO_SUCH_MODEL)
+    if last("diarize_model") is not None:
+        booleans["diarize"] = True  # selecting a diarization model turns diarization on
+
     language = last("language") or "en"
     ignored = tuple(sorted(k for k in values if k in IGNORED_OPTIONS and k != "model"))
     return ListenOptions(
-        model=last("model"),
+        model=model,
         language=language,
         encoding=encoding,
         sample_rate=sample_rate,
@@ -459,7 +507,14 @@ def results_message(
         }
         if options.formatted:
             item["punctuated_word"] = word.text.strip()
+        if options.diarize:
+            item["speaker"] = 0
         words.append(item)
+    if options.formatted and words:
+        # A result opens with a capital, as Deepgram's do: the decoder's own casing of the first
+        # word depends on the context it was given, which differs between interim and final.
+        first = words[0]["punctuated_word"]
+        words[0]["punctuated_word"] = first[:1].upper() + first[1:]
     if options.formatted:
         transcript = " ".join(w["punctuated_word"] for w in words)
     else:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -62,8 +63,8 @@ async def test_key_accepted_in_every_form(headers: dict[str, str], subprotocols:
 
 def test_key_is_masked_in_config_repr() -> None:
     """The key never shows in the configuration's repr."""
-    assert KEY not in repr(EngineConfig(api_key=KEY))
-    assert "***" in repr(EngineConfig(api_key=KEY))
+    assert KEY not in repr(EngineConfig(api_key=SecretStr(KEY)))
+    assert "***" in repr(EngineConfig(api_key=SecretStr(KEY)))
 
 
 @pytest.mark.parametrize(
@@ -74,6 +75,10 @@ def test_key_is_masked_in_config_repr() -> None:
         ("encoding=linear16&sample_rate=fast", "sample_rate"),
         ("endpointing=maybe", "endpointing"),
         ("language=fr", "model/language"),
+        ("model=no-such-model", "model/language"),
+        ("encoding=linear16&sample_rate=1", "sample_rate"),
+        ("encoding=linear16&sample_rate=1000000000", "sample_rate"),
+        ("encoding=linear16&sample_rate=16000&channels=1000", "channels"),
     ],
 )
 async def test_invalid_options_are_400(query: str, fragment: str) -> None:
@@ -101,6 +106,19 @@ async def test_streams_beyond_capacity_get_429() -> None:
             await engine.wait_idle()
         async with connect(engine.url):
             assert engine.active_streams == 1
+
+
+async def test_health_path_answers_200() -> None:
+    """/healthz is the supervisor's probe; it needs no key and opens no stream."""
+    async with running_engine(api_key=KEY) as engine:
+        host, port = engine.url.removeprefix("ws://").split("/")[0].rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: e\r\n\r\n")
+        status = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        assert engine.active_streams == 0
+    assert status.split()[1] == b"200"
 
 
 async def test_unknown_path_is_404() -> None:

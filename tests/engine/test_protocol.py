@@ -48,7 +48,8 @@ def test_sdk_style_query_is_parsed() -> None:
     assert options.utterance_end_ms == 1000
     assert options.vad_events
     assert options.extra == (("team", "core"), ("run", "a b"))
-    assert options.ignored == ("diarize", "keyterm")
+    assert options.ignored == ("keyterm",)
+    assert options.diarize
 
 
 @pytest.mark.parametrize(
@@ -80,12 +81,65 @@ def test_endpointing_values(query: str, endpointing: int | None) -> None:
         ("utterance_end_ms=1s", "utterance_end_ms"),
         ("extra=novalue", "extra"),
         ("encoding=amr-nb&sample_rate=8000", "not supported"),
+        ("encoding=linear16&sample_rate=1", "8000 to 192000"),
+        ("encoding=linear16&sample_rate=7999", "8000 to 192000"),
+        ("encoding=linear16&sample_rate=192001", "8000 to 192000"),
+        ("model=no-such-model", "No such model"),
+        ("model=nova-4", "No such model"),
+        ("model=nova-2-nonsense", "No such model"),
     ],
 )
 def test_invalid_options_are_rejected(query: str, fragment: str) -> None:
     """Options Deepgram answers with HTTP 400 raise OptionsError naming the problem."""
     with pytest.raises(OptionsError, match=fragment):
         protocol.parse_options(query)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "nova-3",
+        "nova-3-general",
+        "nova-2-phonecall",
+        "NOVA-2-Meeting",
+        "nova",
+        "enhanced-finance",
+        "base",
+        "general",
+        "phonecall",
+        "whisper",
+        "whisper-tiny",
+    ],
+)
+def test_deepgram_model_names_are_accepted(model: str) -> None:
+    """Every Deepgram model name runs the local model; the name is kept as given."""
+    assert protocol.parse_options(f"model={model}").model == model
+
+
+@pytest.mark.parametrize(
+    ("query", "diarize"),
+    [("", False), ("diarize=true", True), ("diarize=false", False), ("diarize_model=latest", True)],
+)
+def test_diarize_labels_every_word_speaker_0(query: str, diarize: bool) -> None:
+    """With diarization asked for, every word carries speaker 0 (no diarization model here)."""
+    options = protocol.parse_options(query)
+    message = protocol.results_message(_window(*WORDS), options=options, request_id="r", model=MODEL)
+    words = message["channel"]["alternatives"][0]["words"]
+    assert [w.get("speaker") for w in words] == ([0] * len(words) if diarize else [None] * len(words))
+
+
+@pytest.mark.parametrize("is_final", [False, True])
+def test_formatted_result_opens_with_a_capital(is_final: bool) -> None:
+    """The decoder may write a window's first word in lower case after some context; interim
+    and final then disagree. Every formatted result opens with a capital, as Deepgram's do."""
+    words = [Word("ask", 0.0, 0.3, 0.9), Word("not", 0.3, 0.6, 0.9)]
+    options = protocol.parse_options("smart_format=true")
+    message = protocol.results_message(
+        _window(*words, is_final=is_final), options=options, request_id="r", model=MODEL
+    )
+    alternative = message["channel"]["alternatives"][0]
+    assert alternative["transcript"] == "Ask not"
+    assert [w["word"] for w in alternative["words"]] == ["ask", "not"]
 
 
 def test_handshake_error_body() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from transcribe_engine.protocol import Word
 from transcribe_engine.segmenter import (
     Event,
     Segmenter,
@@ -12,6 +13,7 @@ from transcribe_engine.segmenter import (
     UtteranceEnd,
     Window,
 )
+from transcribe_engine.stream import place_words, repeated_prefix
 
 WINDOW_S = 0.032
 
@@ -138,3 +140,49 @@ def test_first_interim_waits_for_enough_speech_then_comes_at_once() -> None:
     assert first.has_speech
     assert first.speech_s >= 0.5
     assert first.end == pytest.approx(1.312, abs=0.04)
+
+
+# ---- words at segment boundaries (stream.place_words and friends, pure) ----
+
+
+@pytest.mark.parametrize(
+    ("context", "reported", "repeated"),
+    [
+        (["not"], ["ask", "not"], 1),
+        (["We"], ["seatbelts."], 0),
+        (["seat", "belts"], ["seatbelts."], 2),
+        (["him", "in", "the", "back"], ["slap", "in", "the", "back"], 4),
+        (["Americans."], ["Americans."], 1),
+        ([], ["a"], 0),
+        (["what"], ["ask", "not"], 0),
+    ],
+)
+def test_repeated_prefix(context: list[str], reported: list[str], repeated: int) -> None:
+    assert repeated_prefix(context, reported) == repeated
+
+
+def _window(start: float, end: float) -> Window:
+    return Window(segment_id=1, start=start, end=end, audio_start=start, has_speech=True, is_final=True)
+
+
+def test_a_word_the_previous_final_missed_is_kept() -> None:
+    """The diarization clip: "seatbelts" ended the previous final; the decoder smears "We"
+    into the context. It is new (not a re-hearing, ends after what was reported): kept."""
+    reported = [Word("your", 14.94, 15.16, 1.0), Word("seatbelts.", 15.16, 15.96, 1.0)]
+    decoded = [Word("We", 0.0, 0.82, 1.0), Word("are", 0.82, 1.5, 1.0), Word("expecting", 1.5, 1.9, 1.0)]
+    placed = place_words(decoded, _window(16.19, 18.56), 15.16, reported=reported)
+    assert [w.text for w in placed] == ["We", "are", "expecting"]
+    assert placed[0].start == 16.19  # clamped into its window
+
+
+def test_reheard_context_words_are_dropped() -> None:
+    reported = [Word("fellow", 1.4, 1.74, 1.0), Word("Americans.", 1.74, 2.16, 1.0)]
+    decoded = [Word("Americans", 0.0, 0.5, 1.0), Word("ask", 0.9, 1.5, 1.0)]
+    placed = place_words(decoded, _window(2.56, 4.67), 1.74, reported=reported)
+    assert [w.text for w in placed] == ["ask"]
+
+
+def test_without_reported_words_the_context_is_dropped() -> None:
+    """Nothing reported to compare with (start, or after silence): context words stay out."""
+    decoded = [Word("Thank", 0.0, 0.3, 1.0), Word("you", 1.2, 1.5, 1.0)]
+    assert [w.text for w in place_words(decoded, _window(1.0, 2.0), 0.0)] == ["you"]

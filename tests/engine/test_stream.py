@@ -22,7 +22,7 @@ pytestmark = pytest.mark.engine
 CLIP = "libri_8455-210777-0068.wav"
 REFERENCE = "your power is sufficient i said"
 RAW = "?encoding=linear16&sample_rate=16000"
-SAMPLE = Path(transcribe_engine.__file__).resolve().parent.parent / "samples" / "hello.wav"
+SAMPLE = Path(transcribe_engine.__file__).resolve().parent.parent / "gateway" / "samples" / "hello.wav"
 
 
 async def test_close_stream_sends_results_then_metadata_then_1000() -> None:
