@@ -1,29 +1,13 @@
-"""Test audio: corpus clips as PCM, and the same audio wrapped in real containers by PyAV."""
+"""Test audio: the project's own speech (tests/support/speech.py) wrapped in real containers by PyAV."""
 
 from __future__ import annotations
 
 import io
-import wave
-from pathlib import Path
 
 import av
 import av.audio.stream
 import numpy as np
 import numpy.typing as npt
-
-from tests.conftest import CORPUS
-
-
-def clip_path(name: str) -> Path:
-    return CORPUS / "audio" / name
-
-
-def read_pcm(path: Path) -> bytes:
-    """16-bit mono PCM frames of a WAV file."""
-    with wave.open(str(path)) as clip:
-        assert clip.getsampwidth() == 2 and clip.getnchannels() == 1
-        frames: bytes = clip.readframes(clip.getnframes())
-        return frames
 
 
 def pcm_to_float(pcm: bytes) -> npt.NDArray[np.float32]:

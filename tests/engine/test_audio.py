@@ -8,7 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.engine.media import chunks, clip_path, encode, pcm_to_float, read_pcm
+from tests.engine.media import chunks, encode, pcm_to_float
+from tests.support import speech
 from transcribe_engine.audio import (
     AudioDecodeError,
     ContainerDecoder,
@@ -116,7 +117,7 @@ def test_linear32() -> None:
 )
 def test_containers_decode_incrementally(container: str, codec: str, rate: int) -> None:
     """Containers decode while bytes arrive, and the tail is flushed by finish()."""
-    pcm = read_pcm(clip_path("whisper_jfk.wav"))[: 16000 * 2 * 4]
+    pcm = speech.STORY.pcm()[: 16000 * 2 * 4]
     data = encode(pcm, container=container, codec=codec, rate=rate)
     collected = Collector()
     decoder = SniffingDecoder(split=False, sink=collected.sink, on_error=collected.error)
@@ -161,9 +162,7 @@ def test_garbage_is_reported_without_end_of_stream() -> None:
 
 def test_partial_header_then_end_of_stream_does_not_hang() -> None:
     """A container cut inside its header ends (with an error) when the stream ends."""
-    data = encode(
-        read_pcm(clip_path("libri_2830-3980-0043.wav")), container="ogg", codec="libopus", rate=48000
-    )
+    data = encode(speech.WEATHER.pcm(), container="ogg", codec="libopus", rate=48000)
     collected = Collector()
     decoder = ContainerDecoder(split=False, sink=collected.sink, on_error=collected.error)
     decoder.feed(data[:20])
@@ -174,7 +173,7 @@ def test_partial_header_then_end_of_stream_does_not_hang() -> None:
 
 def test_wav_is_decoded_without_waiting_for_large_packets() -> None:
     """A WAV stream yields audio from its first data bytes, not after FFmpeg's 2 s packets."""
-    pcm = read_pcm(clip_path("whisper_jfk.wav"))
+    pcm = speech.STORY.pcm()
     data = encode(pcm, container="wav", codec="pcm_s16le", rate=16000)
     collected = Collector()
     decoder = SniffingDecoder(split=False, sink=collected.sink, on_error=collected.error)
@@ -193,7 +192,7 @@ def test_wav_is_decoded_without_waiting_for_large_packets() -> None:
 )
 def test_wav_header_formats(codec: str, expected: str) -> None:
     """The RIFF parser reads PCM, float and G.711 WAV headers, whole or in pieces."""
-    data = encode(read_pcm(clip_path("sr_english.wav"))[:3200], container="wav", codec=codec, rate=8000)
+    data = encode(speech.WEATHER.pcm()[:3200], container="wav", codec=codec, rate=8000)
     assert parse_wav_header(data[:20]) is None
     header = parse_wav_header(data)
     assert header is not None
@@ -202,7 +201,7 @@ def test_wav_header_formats(codec: str, expected: str) -> None:
 
 def test_unusual_wav_falls_back_to_ffmpeg() -> None:
     """A WAV the parser does not handle (24-bit) is still decoded, by FFmpeg."""
-    data = encode(read_pcm(clip_path("sr_english.wav")), container="wav", codec="pcm_s24le", rate=16000)
+    data = encode(speech.WEATHER.pcm(), container="wav", codec="pcm_s24le", rate=16000)
     with pytest.raises(ValueError, match="24-bit"):
         parse_wav_header(data)
     collected = Collector()

@@ -13,7 +13,8 @@ from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
 
 from tests.conftest import TIMING
 from tests.engine.conftest import running_engine, wer
-from tests.engine.media import chunks, clip_path, read_pcm
+from tests.engine.media import chunks
+from tests.support import speech
 
 pytestmark = [
     pytest.mark.engine,
@@ -35,7 +36,7 @@ def environment(url: str) -> DeepgramClientEnvironment:
 
 async def test_official_sdk_streams_and_receives_transcripts() -> None:
     """AsyncDeepgramClient connects with its key, streams a clip, and parses every message."""
-    pcm = read_pcm(clip_path("deepspeech_LDC93S1.wav"))
+    pcm = speech.WEATHER.pcm()
     received: list[Any] = []
     closed = asyncio.Event()
     async with running_engine(api_key=KEY) as engine:
@@ -61,7 +62,7 @@ async def test_official_sdk_streams_and_receives_transcripts() -> None:
     finals = [r for r in results if r.is_final]
     assert finals, f"no final results among {received!r}"
     text = " ".join(r.channel.alternatives[0].transcript for r in finals)
-    assert wer("she had your dark suit in greasy wash water all year", text) <= 0.25
+    assert wer(speech.WEATHER.text, text) <= 0.25
     assert isinstance(received[-1], ListenV1Metadata)
     words = [w for r in finals for w in r.channel.alternatives[0].words]
     assert all(w.punctuated_word for w in words)
