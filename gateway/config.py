@@ -197,6 +197,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_allowed_origins(cls, value: str | None) -> str | None:
+        # An origin written without its scheme would never match a browser's Origin header.
+        for item in (o.strip() for o in (value or "").split(",")):
+            parts = urlsplit(item)
+            if item and item != "*" and (parts.scheme not in ("http", "https") or not parts.hostname):
+                raise ValueError(f"expected *, or origins such as https://app.example.com, got {item!r}")
+        return value
+
     @field_validator("upstream_url")
     @classmethod
     def _check_upstream_url(cls, value: str | None) -> str | None:

@@ -47,6 +47,11 @@ BAD: dict[str, str | None] = {
     "event_loop": "tokio",
     "engine_recognizer": "kaldi",
     "engine_model_dir": "/no/such/model",
+    "config_timeout_s": "0",
+    "key_recheck_interval_s": "31",
+    "http_listen": "nowhere",
+    "allowed_origins": "app.example.com",
+    "web_token_ttl_s": "0",
 }
 CHECKED = {name: value for name, value in BAD.items() if value is not None}
 

@@ -165,7 +165,10 @@ async def test_streams_waiting_for_their_config_count_against_max_streams() -> N
             waiting = [gw.stub.StreamTranscribe(silent()) for _ in range(2)]
             servicer = gw.server._servicer
             assert servicer is not None
-            # Both are in the gateway's hands once the third is refused; retry until then.
+            # The calls start asynchronously: wait (bounded) until both are waiting in the gateway.
+            async with asyncio.timeout(LIMIT_S):
+                while servicer._waiting < 2:  # noqa: ASYNC110 (a counter of the servicer's, no event to wait on)
+                    await asyncio.sleep(0.01)
             third = gw.stub.StreamTranscribe(
                 iter([pb.StreamTranscribeRequest(config=LINEAR16), pb.StreamTranscribeRequest(audio=b"")])
             )
