@@ -21,8 +21,8 @@ def _tools_required() -> bool:
     )
 
 
-def ops_tool(name: str) -> str:
-    """The path of an ops tool; fails under `make test` and CI, skips elsewhere, when it is missing."""
+def find_ops_tool(name: str) -> str | None:
+    """The path of an ops tool (`.tools/bin`, then PATH, then /usr/sbin), or None."""
     candidates = [TOOLS_BIN / name]
     found = shutil.which(name)
     if found:
@@ -31,6 +31,13 @@ def ops_tool(name: str) -> str:
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
+    return None
+
+
+def ops_tool(name: str) -> str:
+    """The path of an ops tool; fails under `make test` and CI, skips elsewhere, when it is missing."""
+    if (found := find_ops_tool(name)) is not None:
+        return found
     reason = f"{name} is not installed ({INSTALL_HINT})"
     if _tools_required():
         pytest.fail(f"{reason}; make test installs it before the tests (tools/install-ops-tools.sh)")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,11 +32,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import ROOT, TIMING
-from tests.deploy import nginxconf
+from tests.support.nginx import derive_nginx_config
+from tests.support.ops_tools import find_ops_tool
+from tests.support.paths import ROOT
+from tests.support.timing import TIMING
 
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
-TOOLS_BIN = ROOT / ".tools" / "bin"
 #: The engine loads its model and measures its capacity before it serves.
 ENGINE_START_S = 180.0
 GATEWAY_START_S = 30.0
@@ -52,15 +52,7 @@ class FleetError(RuntimeError):
 
 def find_tool(name: str) -> str | None:
     """The path of an ops tool (`.tools/bin`, then PATH, then /usr/sbin), or None."""
-    candidates = [TOOLS_BIN / name]
-    found = shutil.which(name)
-    if found:
-        candidates.append(Path(found))
-    candidates.append(Path("/usr/sbin") / name)
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return None
+    return find_ops_tool(name)
 
 
 def free_port() -> int:
@@ -121,7 +113,7 @@ def engine_process(workdir: Path, python: str = sys.executable) -> Iterator[str]
     ready, log = workdir / "engine.ready", workdir / "engine.log"
     ready.unlink(missing_ok=True)
     process = _spawn(
-        [python, "-m", "transcribe_engine", "serve", "--engine-port", "0", "--ready-file", str(ready)],
+        [python, "-m", "transcribe_engine", "serve", "--listen", "127.0.0.1:0", "--ready-file", str(ready)],
         log,
         ROOT,
     )
@@ -211,44 +203,13 @@ def _start_replica(workdir: Path, name: str, engine_url: str, python: str, flags
     return Replica(name, process, address, f"http://127.0.0.1:{metrics_port}/metrics", log)
 
 
-def nginx_config(source: str, workdir: Path, address: str, upstreams: Sequence[str]) -> str:
-    """deploy/nginx/nginx.conf with the listen address, upstream servers (keeping the deployed
-    server parameters), pid, logs and temp paths under `workdir`, one foreground process."""
-    root = nginxconf.parse(source)
-    assert root.block is not None
-    top = [d for d in root.block if d.name not in {"user", "pid", "error_log", "daemon", "master_process"}]
-    top[:0] = [
-        nginxconf.Directive("daemon", ["off"]),
-        nginxconf.Directive("master_process", ["off"]),
-        nginxconf.Directive("pid", [str(workdir / "nginx.pid")]),
-        nginxconf.Directive("error_log", [str(workdir / "error.log"), "info"]),
-    ]
-    root.block = top
-    http = root.child("http")
-    assert http.block is not None
-    for log in http.children("access_log"):
-        log.args[0] = str(workdir / "access.log")
-    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        http.block.append(nginxconf.Directive(f"{temp}_temp_path", [str(workdir / f"{temp}_temp")]))
-    upstream = http.child("upstream")
-    assert upstream.block is not None
-    deployed = upstream.children("server")
-    params = deployed[0].args[1:] if deployed else []
-    first = upstream.block.index(deployed[0]) if deployed else 0
-    kept = [d for d in upstream.block if d.name != "server"]
-    servers = [nginxconf.Directive("server", [a, *params]) for a in upstreams]
-    upstream.block = kept[:first] + servers + kept[first:]
-    http.child("server").child("listen").args[0] = address
-    return nginxconf.render(root)
-
-
 def _start_nginx(nginx: str, workdir: Path, upstreams: Sequence[str]) -> tuple[subprocess.Popen[bytes], str]:
     workdir.mkdir(parents=True, exist_ok=True)
     error_log, pid_file, config = workdir / "error.log", workdir / "nginx.pid", workdir / "nginx.conf"
     for _attempt in range(3):
         address = f"127.0.0.1:{free_port()}"
         pid_file.unlink(missing_ok=True)
-        config.write_text(nginx_config(NGINX_CONF.read_text(), workdir, address, upstreams))
+        config.write_text(derive_nginx_config(NGINX_CONF.read_text(), workdir, address, upstreams))
         process = _spawn(
             [nginx, "-p", str(workdir), "-c", str(config), "-e", str(error_log)],
             workdir / "nginx.out",
