@@ -29,7 +29,8 @@ from pathlib import Path
 
 from gateway import logs
 from gateway.config import Settings
-from gateway.errors import WorkerError
+from gateway.errors import StartupError, WorkerError
+from gateway.metrics import MULTIPROC_ENV, MetricsServer, multiprocess_registry
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,22 @@ async def supervise(settings: Settings, global_flags: list[str]) -> None:
             upstream = engine.url
         host, port = _listen_address(settings.listen)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-workers-")))
+        env = {SUPERVISOR_ENV: str(os.getpid()), "GATEWAY_UPSTREAM_URL": upstream}
+        if settings.metrics_listen is not None:
+            # One scrape endpoint for all workers: they write their values to files in one folder
+            # (prometheus_client's multiprocess mode), which the supervisor sums and serves.
+            metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or workdir / "metrics")
+            os.makedirs(metrics_dir, exist_ok=True)
+            env[MULTIPROC_ENV] = str(metrics_dir)
+            metrics_host, _, metrics_port = settings.metrics_listen.rpartition(":")
+            try:
+                metrics = MetricsServer(multiprocess_registry(metrics_dir), metrics_host, int(metrics_port))
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from exc
+            stack.push_async_callback(metrics.close)
         processes = [
             await _start_worker(
-                settings, global_flags, index=i, host=host, port=port, upstream=upstream, workdir=workdir
+                settings, global_flags, index=i, host=host, port=port, env=env, workdir=workdir
             )
             for i in range(settings.workers)
         ]
@@ -94,27 +108,19 @@ async def _start_worker(
     index: int,
     host: str,
     port: int,
-    upstream: str,
+    env: dict[str, str],
     workdir: Path,
 ) -> asyncio.subprocess.Process:
     args = [sys.executable, "-m", "gateway.workers", *global_flags, "serve", "--workers", "1"]
     args += ["--listen", f"{host}:{port}"]
     args += ["--ready-file", str(workdir / f"worker{index}.ready")]
-    if settings.metrics_listen is not None:
-        metrics_host, _, metrics_port = settings.metrics_listen.rpartition(":")
-        # One metrics port per worker: consecutive ports from the configured one.
-        args += [
-            "--metrics-listen",
-            f"{metrics_host}:{int(metrics_port) + index if int(metrics_port) else 0}",
-        ]
     for name in sorted(settings.model_fields_set - _DECIDED):
         value = getattr(settings, name)
         if value is not None and name != "auth_tokens":  # secrets travel in the environment
             args += ["--" + name.replace("_", "-"), str(value)]
-    # The upstream URL may carry credentials (user:pass@, ?token=): the environment, unlike argv,
-    # does not show in process lists.
-    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), "GATEWAY_UPSTREAM_URL": upstream}
-    return await asyncio.create_subprocess_exec(*args, env=env)
+    # The upstream URL (in ``env``) may carry credentials (user:pass@, ?token=): the environment,
+    # unlike argv, does not show in process lists.
+    return await asyncio.create_subprocess_exec(*args, env={**os.environ, **env})
 
 
 async def _wait_ready(ready_files: list[Path], processes: list[asyncio.subprocess.Process]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import multiprocess
 from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from tests.conftest import ROOT, TIMING
@@ -43,10 +44,30 @@ def sessions_served(metrics_port: int) -> float:
     )
 
 
+def sessions_served_per_worker(metrics_dir: Path) -> list[float]:
+    """Each worker's own count, from its file in the multiprocess folder (one file per pid)."""
+    counts = []
+    for path in sorted(metrics_dir.glob("counter_*.db")):
+        families = multiprocess.MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
+        counts.append(
+            sum(
+                s.value
+                for f in families
+                if f.name == "gateway_sessions"
+                for s in f.samples
+                if s.name.endswith("_total")
+            )
+        )
+    return counts
+
+
 async def test_two_workers_share_the_port_and_both_serve(standin: DeepgramStandIn, tmp_path: Path) -> None:
+    """Two workers share the port and both serve; their metrics are summed on one endpoint."""
     metrics_port = free_port_pair()
     ready = tmp_path / "ready"
+    metrics_dir = tmp_path / "metrics"
     env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     process = subprocess.Popen(  # noqa: ASYNC220 (started once; waited for without blocking)
         [
             sys.executable, "-m", "gateway", "--log-level", "WARNING", "serve", "--workers", "2",
@@ -75,8 +96,9 @@ async def test_two_workers_share_the_port_and_both_serve(standin: DeepgramStandI
 
         results = await asyncio.gather(*(one_stream(k) for k in range(30)))
         assert results == [[f"w{k}", f"w{k + 1}"] for k in range(30)]
-        served = [await asyncio.to_thread(sessions_served, metrics_port + i) for i in range(2)]
-        assert sum(served) == 30
+        assert await asyncio.to_thread(sessions_served, metrics_port) == 30
+        served = sessions_served_per_worker(metrics_dir)
+        assert len(served) == 2 and sum(served) == 30
         assert all(n > 0 for n in served), f"one worker served nothing: {served}"
     finally:
         process.send_signal(signal.SIGTERM)
