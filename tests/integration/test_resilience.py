@@ -135,7 +135,10 @@ async def test_retries_exhausted_is_unavailable_with_the_resume_point() -> None:
     point = resume_point(error)
     assert point.committed_seconds == at(10)
     assert point.committed_bytes == 10 * BLOCK_BYTES
-    assert point.received_seconds == at(BLOCKS)
+    # How much of the audio the client had sent when the retries ran out depends on the machine's
+    # speed; the point reports what was received, a whole number of blocks past the cursor.
+    assert at(12) <= point.received_seconds <= at(BLOCKS)
+    assert round(point.received_seconds / at(1), 6).is_integer()
     assert [w.word for w in words(received)] == [f"w{k}" for k in range(10)]
 
 
