@@ -240,6 +240,9 @@ class GatewayServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.aclose()
+        # The server has stopped: no session's work may outlive it (each closes its upstream).
+        if self._servicer is not None:
+            await asyncio.gather(*(session.close() for session in list(self._servicer.sessions)))
 
 
 def _secrets(settings: Settings) -> set[str]:

@@ -131,6 +131,14 @@ class Session:
 
     # --- public ------------------------------------------------------------------------------
 
+    async def close(self) -> None:
+        """Stop the session's work and wait for it: for a server that stops while a call's
+        response generator was abandoned without being closed (its ``finally`` never ran)."""
+        worker = self._worker
+        if worker is not None and not worker.done():
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
     async def run(
         self, requests: AsyncIterator[pb.StreamTranscribeRequest]
     ) -> AsyncIterator[pb.StreamTranscribeResponse]:
