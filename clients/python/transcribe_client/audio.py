@@ -10,7 +10,6 @@ real time, `http_chunks` from an HTTP stream, `thread_chunks` from any blocking 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import io
 import struct
 import threading
@@ -322,30 +321,33 @@ async def http_chunks(
 
 
 class _Handover:
-    """A blocking producer thread feeding an event loop through a bounded asyncio queue."""
+    """A blocking producer thread feeding an event loop, at most `size` items in flight.
+
+    The thread never creates a coroutine: it takes a slot from a thread semaphore and schedules
+    a plain `put_nowait` on the loop. A coroutine made in the thread and left unawaited because
+    the loop closed first would be reported as "never awaited" when it is collected.
+    """
 
     def __init__(self, size: int) -> None:
-        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=size)
+        # Unbounded by itself: the slots bound it.
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._slots = threading.BoundedSemaphore(size)
         self._closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def put(self, item: bytes | BaseException | None) -> bool:
         """From the thread: hands `item` over; False once nobody listens any more."""
         assert self._loop is not None
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
-        except RuntimeError:  # the event loop is gone
-            return False
-        while not self._closed.is_set():
-            try:
-                future.result(timeout=0.5)
-            except TimeoutError:
-                continue
-            except concurrent.futures.CancelledError:  # the event loop closed meanwhile
+        while not self._slots.acquire(timeout=0.5):
+            if self._closed.is_set():
                 return False
-            return True
-        future.cancel()
-        return False
+        if self._closed.is_set():
+            return False
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the event loop is closed
+            return False
+        return True
 
     async def run(self, target: Callable[[], None], name: str) -> AsyncIterator[bytes]:
         self._loop = asyncio.get_running_loop()
@@ -353,6 +355,7 @@ class _Handover:
         try:
             while True:
                 item = await self._queue.get()
+                self._slots.release()
                 if item is None:
                     return
                 if isinstance(item, BaseException):
