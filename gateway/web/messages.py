@@ -19,6 +19,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 import grpc
+from google.protobuf import json_format
 from transcribe.v1 import transcribe_pb2 as pb
 
 from gateway.errors import GatewayError, Reason, SessionError
@@ -185,34 +186,15 @@ def metadata_message(summary: pb.SessionSummary, view: StreamView) -> Message:
 
 
 def gateway_event(event: pb.UpstreamEvent) -> Message | None:
+    """A gRPC upstream event as the page's ``GatewayEvent``: the event's fields by their proto
+    names, every field present (a page reads ``attempt`` 0 as well as 3)."""
     kind = event.WhichOneof("event")
-    if kind == "reconnecting":
-        r = event.reconnecting
-        return {
-            "type": "GatewayEvent",
-            "event": "reconnecting",
-            "attempt": r.attempt,
-            "reason": r.reason,
-            "committed_seconds": r.committed_seconds,
-        }
-    if kind == "reconnected":
-        c = event.reconnected
-        return {
-            "type": "GatewayEvent",
-            "event": "reconnected",
-            "upstream_request_id": c.upstream_request_id,
-            "replayed_audio_seconds": c.replayed_audio_seconds,
-            "attempts": c.attempts,
-        }
-    if kind == "going_away":
-        g = event.going_away
-        return {
-            "type": "GatewayEvent",
-            "event": "going_away",
-            "reason": g.reason,
-            "grace_seconds": g.grace_seconds,
-        }
-    return None
+    if kind is None:
+        return None
+    fields = json_format.MessageToDict(
+        getattr(event, kind), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return {"type": "GatewayEvent", "event": kind, **fields}
 
 
 def encode(message: Mapping[str, Any]) -> str:
