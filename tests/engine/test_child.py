@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import wave
@@ -25,7 +26,18 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.config import Settings
-from gateway.engine_child import ChildPolicy, EngineChild, Liveness, parse_log_line, restart_delay
+from gateway.engine_child import (
+    ChildPolicy,
+    EngineChild,
+    Liveness,
+    StateFanout,
+    follow_state,
+    last_state,
+    listening,
+    parse_log_line,
+    read_state_now,
+    restart_delay,
+)
 from gateway.server import GatewayServer
 from gateway.service import SERVICE_NAME
 from tests.conftest import TIMING
@@ -110,6 +122,53 @@ def test_any_stderr_line_parses(line: str) -> None:
     name, level, _ = parse_log_line(line)
     assert name.startswith("transcribe_engine")
     assert isinstance(level, int)
+
+
+@pytest.mark.parametrize(
+    ("data", "up"),
+    [(b"1", True), (b"0", False), (b"10", False), (b"01", True), (b"0101", True), (b"", False)],
+)
+def test_the_last_state_on_the_pipe_wins_and_its_end_means_down(data: bytes, up: bool) -> None:
+    assert last_state(data) is up
+
+
+async def test_every_pipe_carries_each_change_in_order() -> None:
+    """The fanout's pipes, read as a worker reads them: the state at opening, then each change."""
+    fanout = StateFanout(up=True)
+    first, second = fanout.open_pipe(), fanout.open_pipe()
+    try:
+        assert read_state_now(first) is True
+        assert read_state_now(first) is None  # nothing new
+        seen: list[bool] = []
+        changed = asyncio.Event()
+
+        async def on_change(up: bool) -> None:
+            seen.append(up)
+            changed.set()
+
+        follower = asyncio.create_task(follow_state(second, on_change))
+        async with asyncio.timeout(10 * TIMING):
+            await changed.wait()  # the state at opening
+        for up in (False, True, False):
+            changed.clear()
+            await fanout.publish(up)
+            async with asyncio.timeout(10 * TIMING):
+                await changed.wait()
+        assert seen == [True, False, True, False]
+        fanout.close()  # the supervisor is gone: the worker reads down, and stops following
+        async with asyncio.timeout(10 * TIMING):
+            await follower
+        assert seen == [True, False, True, False, False]
+    finally:
+        fanout.close()
+        os.close(first)
+
+
+def test_a_socket_that_was_shut_down_no_longer_listens() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        assert listening(sock)
+        sock.shutdown(socket.SHUT_RDWR)
+        assert not listening(sock)
 
 
 # ---- helpers over real sockets ----
@@ -222,6 +281,43 @@ async def test_kill_9_of_the_engine_is_seen_by_health_and_restarted(monkeypatch:
         assert engine.pid not in (None, first)
         text = await transcribe(channel, hello_pcm())
         assert text.strip(), "the restarted engine transcribed nothing"
+
+
+def shut_down_listener(port: int) -> None:
+    """Shut down, through a descriptor of our own, the listening socket on ``port`` that this
+    process holds (the one the gateway hands to its engine child): as ``ss -K`` would, it stops
+    listening for every process that holds it."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            with socket.socket(fileno=os.dup(int(name))) as sock:
+                inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+                if inet and sock.getsockname()[1] == port and listening(sock):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return
+    raise AssertionError(f"no listening socket on port {port} in this process")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the socket in /proc")
+async def test_a_destroyed_listening_socket_is_seen_and_the_engine_serves_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shutting down the engine's listening socket makes it refuse every connection: the
+    service is NOT_SERVING, the child is replaced on a new socket at the same URL, and then the
+    service is SERVING and a new stream is transcribed."""
+    async with gateway_with_engine(monkeypatch) as (server, channel):
+        engine = server.engine
+        assert engine is not None and engine.pid is not None
+        url, first = engine.url, engine.pid
+        assert await service_status(channel) == SERVING
+        shut_down_listener(engine.port)
+        await wait_status(channel, NOT_SERVING)
+        await wait_status(channel, SERVING)
+        assert engine.url == url and engine.pid not in (None, first)
+        text = await transcribe(channel, hello_pcm())
+        assert text.strip(), "the engine transcribed nothing on its new socket"
 
 
 @pytest.mark.slow
