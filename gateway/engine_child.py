@@ -17,6 +17,8 @@ child and only relays to it over loopback:
   port, as the kernel released the ephemeral one.
 - With ``--workers N`` the engine's state reaches every worker's health through a pipe of its
   own (:class:`StateFanout`, :func:`follow_state`): one byte per change, nothing per request.
+- The child runs at a lower CPU priority (``nice``): recognition takes whatever CPU it gets, and
+  the relay, health checks included, must get the CPU first whenever it needs it.
 - The child asks the kernel to end it with the gateway (see ``transcribe_engine.lifeline``), and
   leaving the context stops it.
 """
@@ -44,6 +46,9 @@ _ENGINE_LOGGER: Final = "transcribe_engine"
 _PIPE_LIMIT: Final = 1024 * 1024  # one JSON log line, traceback included
 _STOP_GRACE_S: Final = 5.0
 _NOT_FOR_THE_CHILD: Final = frozenset({"ENGINE_API_KEY", "ENGINE_LISTEN"})
+# Lowers its priority, then becomes the engine (same pid, same inherited socket). Done in the
+# child, as subprocess's preexec_fn is not safe in a process with threads (grpc's).
+_NICE_THEN_EXEC: Final = "import os, sys; os.nice(int(sys.argv[1])); os.execv(sys.argv[2], sys.argv[2:])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class ChildPolicy:
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 10.0
     stable_s: float = 30.0  # a child that lived this long resets the backoff
+    nice: int = 10  # added to the child's niceness (0: the gateway's priority)
 
 
 def restart_delay(failures: int, policy: ChildPolicy) -> float:
@@ -211,7 +217,9 @@ class EngineChild:
     def _command(self) -> list[str]:
         assert self._sock is not None
         level = logging.getLevelName(logging.getLogger(_ENGINE_LOGGER).getEffectiveLevel())
+        niced = [sys.executable, "-c", _NICE_THEN_EXEC, str(self._policy.nice)] if self._policy.nice else []
         return [
+            *niced,
             sys.executable,
             "-m",
             "transcribe_engine",
