@@ -324,8 +324,8 @@ async def test_a_destroyed_listening_socket_is_seen_and_the_engine_serves_again(
 
 @pytest.mark.slow
 async def test_a_hung_engine_is_taken_out_and_replaced() -> None:
-    """A child whose event loop no longer answers (SIGSTOP) fails its probes: it is marked
-    down, killed and replaced, and the same URL serves again."""
+    """A child (niced below the gateway) whose event loop no longer answers (SIGSTOP) fails its
+    probes: it is marked down, killed and replaced, and the same URL serves again."""
     changes: list[bool] = []
 
     async def on_change(up: bool) -> None:
@@ -335,6 +335,9 @@ async def test_a_hung_engine_is_taken_out_and_replaced() -> None:
     async with EngineChild(max_streams=2, on_change=on_change, policy=policy) as engine:
         url, hung = engine.url, engine.pid
         assert hung is not None
+        # Recognition yields the CPU to the relay: the child runs niced.
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, hung) == min(19, ours + ChildPolicy().nice)
         os.kill(hung, signal.SIGSTOP)
         async with asyncio.timeout(LIMIT_S):
             await engine.wait_for(up=False)
