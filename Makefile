@@ -3,7 +3,7 @@ PY      ?= .venv/bin/python
 UV      ?= .venv/bin/uv
 BUF     ?= tools/node_modules/.bin/buf
 
-.PHONY: setup tools test-tools ops-tools lock generate proto-check lint test test-fast demo bench bench-engine bench-faults clients clean
+.PHONY: setup tools test-tools ops-tools lock generate proto-check lint test test-fast demo bench bench-engine bench-engine-health bench-faults clients clean
 
 ## setup: the virtualenv with the gateway, the embedded engine and the dev tools, from the lock.
 setup: .venv/.installed
@@ -86,6 +86,12 @@ bench: setup
 bench-engine: OUT ?= .bench/engine-bench.md
 bench-engine: setup
 	$(PY) -m bench.engine --write "$(OUT)"
+
+## bench-engine-health: the gateway's health checks while the engine is saturated
+## (docs/engine-health.md is the committed report).
+bench-engine-health: OUT ?= .bench/engine-health.md
+bench-engine-health: setup
+	$(PY) -m bench.engine_health --write "$(OUT)"
 
 ## bench-faults: the resilience benchmark (docs/resilience.md is the committed report).
 bench-faults: OUT ?= .bench/resilience.md

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_settings_flags(serve)
+    # Not a setting: how a supervisor (gateway.workers) tells a worker whether the engine serves.
+    serve.add_argument("--engine-state-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(run=_run_serve)
 
     demo = commands.add_parser(
@@ -178,7 +180,7 @@ def _run_serve(args: argparse.Namespace) -> None:
         return
 
     async def serve() -> None:
-        async with GatewayServer(settings) as server:
+        async with GatewayServer(settings, engine_state_fd=args.engine_state_fd) as server:
             _tune_gc()
             await _until_signalled(server)
 

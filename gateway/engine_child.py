@@ -11,6 +11,14 @@ child and only relays to it over loopback:
   again here under ``transcribe_engine.*``.
 - A child that exits, or stops answering its health probe, is marked down (``on_change(False)``:
   the service reads NOT_SERVING), killed, and started again after a bounded, growing delay.
+- The listening socket is watched too: once anyone shuts it down (``ss -K``, a ``shutdown()``
+  through an inherited descriptor) it refuses every connection, so the child is replaced and a
+  new socket is bound to the same port for it; listening again on the old one would take a new
+  port, as the kernel released the ephemeral one.
+- With ``--workers N`` the engine's state reaches every worker's health through a pipe of its
+  own (:class:`StateFanout`, :func:`follow_state`): one byte per change, nothing per request.
+- The child runs at a lower CPU priority (``nice``): recognition takes whatever CPU it gets, and
+  the relay, health checks included, must get the CPU first whenever it needs it.
 - The child asks the kernel to end it with the gateway (see ``transcribe_engine.lifeline``), and
   leaving the context stops it.
 """
@@ -38,6 +46,9 @@ _ENGINE_LOGGER: Final = "transcribe_engine"
 _PIPE_LIMIT: Final = 1024 * 1024  # one JSON log line, traceback included
 _STOP_GRACE_S: Final = 5.0
 _NOT_FOR_THE_CHILD: Final = frozenset({"ENGINE_API_KEY", "ENGINE_LISTEN"})
+# Lowers its priority, then becomes the engine (same pid, same inherited socket). Done in the
+# child, as subprocess's preexec_fn is not safe in a process with threads (grpc's).
+_NICE_THEN_EXEC: Final = "import os, sys; os.nice(int(sys.argv[1])); os.execv(sys.argv[2], sys.argv[2:])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,7 @@ class ChildPolicy:
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 10.0
     stable_s: float = 30.0  # a child that lived this long resets the backoff
+    nice: int = 10  # added to the child's niceness (0: the gateway's priority)
 
 
 def restart_delay(failures: int, policy: ChildPolicy) -> float:
@@ -97,6 +109,14 @@ def parse_log_line(line: str) -> tuple[str, int, str]:
     return name, level if isinstance(level, int) else logging.WARNING, message
 
 
+def listening(sock: socket.socket) -> bool:
+    """Whether ``sock`` still accepts connections (a shutdown by any holder of it ends that)."""
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    except OSError:
+        return False
+
+
 def engine_installed() -> bool:
     return importlib.util.find_spec("transcribe_engine.server") is not None
 
@@ -123,6 +143,7 @@ class EngineChild:
         self._policy = policy or ChildPolicy()
         self._host = host
         self._sock: socket.socket | None = None
+        self._port = 0
         self._process: asyncio.subprocess.Process | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
@@ -132,8 +153,7 @@ class EngineChild:
 
     @property
     def port(self) -> int:
-        assert self._sock is not None
-        return int(self._sock.getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -155,6 +175,7 @@ class EngineChild:
         if not engine_installed():
             raise EngineChildError("the embedded engine is not installed: install the `engine` extra")
         self._sock = socket.create_server((self._host, 0))
+        self._port = int(self._sock.getsockname()[1])
         try:
             self._process = await self._launch()
         except BaseException:
@@ -196,7 +217,9 @@ class EngineChild:
     def _command(self) -> list[str]:
         assert self._sock is not None
         level = logging.getLevelName(logging.getLogger(_ENGINE_LOGGER).getEffectiveLevel())
+        niced = [sys.executable, "-c", _NICE_THEN_EXEC, str(self._policy.nice)] if self._policy.nice else []
         return [
+            *niced,
             sys.executable,
             "-m",
             "transcribe_engine",
@@ -213,8 +236,22 @@ class EngineChild:
             *self._engine_args,
         ]
 
+    def _ensure_listening(self) -> None:
+        """Replace a listening socket that was shut down by a new one on the same port."""
+        assert self._sock is not None
+        if listening(self._sock):
+            return
+        try:
+            replacement = socket.create_server((self._host, self._port))  # SO_REUSEADDR
+        except OSError as exc:
+            raise EngineChildError(f"cannot listen on {self._host}:{self._port} again: {exc}") from exc
+        self._sock.close()
+        self._sock = replacement
+        logger.warning("the engine's listening socket was shut down: listening on %s again", self.url)
+
     async def _launch(self) -> asyncio.subprocess.Process:
         """Start one child and return once it serves; kill it and raise if it does not."""
+        self._ensure_listening()
         assert self._sock is not None
         # ENGINE_* variables tune the child (decode workers, segment lengths...), but a key or an
         # address meant for a standalone engine must not change what the gateway relays to.
@@ -285,7 +322,8 @@ class EngineChild:
             await asyncio.sleep(delay)
 
     async def _watch(self, process: asyncio.subprocess.Process) -> str:
-        """Return why ``process`` is to be replaced: it exited, or it stopped answering."""
+        """Return why ``process`` is to be replaced: it exited, its socket was shut down, or it
+        stopped answering."""
         policy = self._policy
         liveness = Liveness(policy.probe_failures)
         exited = asyncio.ensure_future(process.wait())
@@ -294,6 +332,10 @@ class EngineChild:
                 done, _ = await asyncio.wait({exited}, timeout=policy.probe_interval_s)
                 if done:
                     return f"exited with code {process.returncode}"
+                assert self._sock is not None
+                # Certain at once, unlike a probe that fails: no need to wait for more.
+                if not listening(self._sock):
+                    return "lost its listening socket (shut down)"
                 probe = asyncio.ensure_future(self._probe())
                 await asyncio.wait({exited, probe}, return_when=asyncio.FIRST_COMPLETED)
                 if exited.done():
@@ -320,6 +362,85 @@ class EngineChild:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
         return status.split(b" ")[1:2] == [b"200"]
+
+
+# ---- the engine's state, from the supervisor to its worker processes ----
+
+_UP: Final = b"1"
+_DOWN: Final = b"0"
+
+
+def last_state(data: bytes) -> bool:
+    """Whether the engine serves, from what a worker read on its pipe: the last byte wins; end of
+    file (nothing) means the supervisor, and with it the engine, is gone."""
+    return data[-1:] == _UP
+
+
+class StateFanout:
+    """The supervisor's side: tells each worker whether the engine serves, one byte per change
+    on a pipe of its own. A pipe keeps the changes in order (signals would not), and a worker
+    only reads when one comes, so it costs nothing per request."""
+
+    def __init__(self, up: bool) -> None:
+        self.up = up
+        self._writers: list[int] = []
+
+    def open_pipe(self) -> int:
+        """A new worker's read end (to pass to it, then close here), the current state in it."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        self._writers.append(write_fd)
+        self._send(write_fd)
+        return read_fd
+
+    async def publish(self, up: bool) -> None:
+        """The ``on_change`` of the supervisor's :class:`EngineChild`."""
+        self.up = up
+        for fd in self._writers:
+            self._send(fd)
+
+    def _send(self, fd: int) -> None:
+        # A worker that is gone (BrokenPipeError) is the supervisor's to notice; a full pipe
+        # (BlockingIOError) would take 64 k changes its worker never read.
+        with contextlib.suppress(BrokenPipeError, BlockingIOError):
+            os.write(fd, _UP if self.up else _DOWN)
+
+    def close(self) -> None:
+        for fd in self._writers:
+            os.close(fd)
+        self._writers.clear()
+
+
+def read_state_now(fd: int) -> bool | None:
+    """The state waiting on the pipe (the supervisor writes it before starting the worker), or
+    None when nothing is waiting."""
+    os.set_blocking(fd, False)
+    try:
+        return last_state(os.read(fd, 4096))
+    except BlockingIOError:
+        return None
+
+
+async def follow_state(fd: int, on_change: Callable[[bool], Awaitable[None]]) -> None:
+    """The worker's side: apply each state the supervisor sends, until the pipe closes."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            await on_change(last_state(data))
+            if not data:
+                return
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 async def _forward_logs(stderr: asyncio.StreamReader) -> None:

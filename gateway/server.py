@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from gateway import logs
 from gateway.auth import BearerTokenInterceptor
 from gateway.config import Settings
-from gateway.engine_child import EngineChild
+from gateway.engine_child import EngineChild, follow_state, read_state_now
 from gateway.errors import EngineChildError, StartupError
 from gateway.metrics import Metrics, serve_metrics
 from gateway.service import SERVICE_NAME, Availability, TranscribeServicer
@@ -79,8 +79,11 @@ def session_options(settings: Settings, upstream_url: str) -> SessionOptions:
 class GatewayServer:
     """A running gateway. ``async with GatewayServer(settings) as server: ...``"""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, engine_state_fd: int | None = None) -> None:
+        """``engine_state_fd``: in a worker of ``--workers N``, the pipe on which the supervisor
+        says whether its engine child serves (:func:`gateway.engine_child.follow_state`)."""
         self.settings = settings
+        self._engine_state_fd = engine_state_fd
         self.metrics = Metrics()
         self._stack = contextlib.AsyncExitStack()
         self._server: grpc.aio.Server | None = None
@@ -133,6 +136,12 @@ class GatewayServer:
                 self.port = server.add_secure_port(settings.listen, credentials)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
+        if self._engine_state_fd is not None:
+            # Before the first update: a worker never reads SERVING while the engine is down.
+            up = read_state_now(self._engine_state_fd)
+            self._availability.upstream_down = up is False
+            engine_watch = asyncio.create_task(follow_state(self._engine_state_fd, self._engine_changed))
+            self._stack.push_async_callback(_cancel, engine_watch)
         await server.start()
         self._server = server
         self._stack.push_async_callback(server.stop, None)
@@ -185,15 +194,15 @@ class GatewayServer:
         if settings.ready_file is not None:
             _write_atomically(settings.ready_file, self.address)
 
-    async def _start_engine(self) -> str:
-        async def on_change(up: bool) -> None:
-            self._availability.upstream_down = not up
-            await self._availability.update()
+    async def _engine_changed(self, up: bool) -> None:
+        self._availability.upstream_down = not up
+        await self._availability.update()
 
+    async def _start_engine(self) -> str:
         child = EngineChild(
             recognizer=self.settings.engine_recognizer,
             model_dir=self.settings.engine_model_dir,
-            on_change=on_change,
+            on_change=self._engine_changed,
         )
         try:
             self.engine = await self._stack.enter_async_context(child)

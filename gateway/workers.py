@@ -4,7 +4,9 @@ One Python process runs one event loop on one core. gRPC opens its listening soc
 SO_REUSEPORT, so N processes can bind the same port and the kernel spreads new connections
 over them. This supervisor starts the embedded engine once (when it is the upstream), starts N
 workers relaying to the same upstream, forwards SIGTERM/SIGINT to them (each drains on its
-own), and stops them all if one dies.
+own), and stops them all if one dies. While the engine is down (being restarted), every
+worker's service health reads NOT_SERVING: the supervisor sends each the engine's state on a
+pipe (``--engine-state-fd``, see :class:`gateway.engine_child.StateFanout`).
 
 Workers end when the supervisor dies, however it dies (``kill -9`` included): a worker left
 behind would hold the port and answer health checks while its upstream, the supervisor's engine,
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from gateway import logs
 from gateway.config import Settings
+from gateway.engine_child import EngineChild, StateFanout
 from gateway.errors import StartupError, WorkerError
 from gateway.metrics import MULTIPROC_ENV, MetricsServer, multiprocess_registry
 
@@ -51,12 +54,17 @@ async def supervise(settings: Settings, global_flags: list[str]) -> None:
         secrets = {settings.api_key or "", *settings.client_tokens, *logs.url_secrets(settings.upstream_url)}
         stack.enter_context(logs.redacting(secrets - {""}))
         upstream = settings.relay_url
+        fanout: StateFanout | None = None
         if upstream is None:
-            from gateway.engine_child import EngineChild
-
+            fanout = StateFanout(up=False)
+            stack.callback(fanout.close)
             # One engine child (and so one model in memory) for all workers, supervised here.
             engine = await stack.enter_async_context(
-                EngineChild(recognizer=settings.engine_recognizer, model_dir=settings.engine_model_dir)
+                EngineChild(
+                    recognizer=settings.engine_recognizer,
+                    model_dir=settings.engine_model_dir,
+                    on_change=fanout.publish,
+                )
             )
             upstream = engine.url
         host, port = _listen_address(settings.listen)
@@ -76,7 +84,14 @@ async def supervise(settings: Settings, global_flags: list[str]) -> None:
             stack.push_async_callback(metrics.close)
         processes = [
             await _start_worker(
-                settings, global_flags, index=i, host=host, port=port, env=env, workdir=workdir
+                settings,
+                global_flags,
+                index=i,
+                host=host,
+                port=port,
+                env=env,
+                workdir=workdir,
+                state_fd=fanout.open_pipe() if fanout is not None else None,
             )
             for i in range(settings.workers)
         ]
@@ -110,17 +125,26 @@ async def _start_worker(
     port: int,
     env: dict[str, str],
     workdir: Path,
+    state_fd: int | None,
 ) -> asyncio.subprocess.Process:
     args = [sys.executable, "-m", "gateway.workers", *global_flags, "serve", "--workers", "1"]
     args += ["--listen", f"{host}:{port}"]
     args += ["--ready-file", str(workdir / f"worker{index}.ready")]
+    if state_fd is not None:
+        args += ["--engine-state-fd", str(state_fd)]
     for name in sorted(settings.model_fields_set - _DECIDED):
         value = getattr(settings, name)
         if value is not None and name != "auth_tokens":  # secrets travel in the environment
             args += ["--" + name.replace("_", "-"), str(value)]
     # The upstream URL (in ``env``) may carry credentials (user:pass@, ?token=): the environment,
     # unlike argv, does not show in process lists.
-    return await asyncio.create_subprocess_exec(*args, env={**os.environ, **env})
+    try:
+        return await asyncio.create_subprocess_exec(
+            *args, env={**os.environ, **env}, pass_fds=() if state_fd is None else (state_fd,)
+        )
+    finally:
+        if state_fd is not None:
+            os.close(state_fd)  # the worker's end: only the worker keeps it open
 
 
 async def _wait_ready(ready_files: list[Path], processes: list[asyncio.subprocess.Process]) -> None:
