@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import difflib
 import itertools
@@ -26,12 +27,14 @@ import threading
 import time
 import wave
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transcribe_client import (
@@ -41,13 +44,23 @@ from transcribe_client import (
     StreamTranscribeResponse,
     TranscribeError,
     error_from_status,
+    finalize,
+    keep_alive,
     pb,
     transcribe,
     transcribe_sync,
 )
 from transcribe_client import audio as audio_io
 from transcribe_client.cli import render, to_json
-from transcribe_client.resume import AudioBuffer, RawFormat, backoff_s, commit_byte, plan_resume
+from transcribe_client.resume import (
+    AudioBuffer,
+    ControlLog,
+    RawFormat,
+    backoff_s,
+    commit_byte,
+    kept_for_resend,
+    plan_resume,
+)
 
 from tests.clients.conftest import (
     CLIENT_TIMEOUT_S,
@@ -245,6 +258,359 @@ def test_audio_buffer_keeps_unsent_bytes_within_its_bound(ops: list[tuple[str, A
 def test_backoff_stays_between_zero_and_its_ceiling(attempt: int) -> None:
     delay = backoff_s(attempt, 0.2, 5.0)
     assert 0 <= delay <= min(5.0, 0.2 * 2 ** (attempt - 1))
+
+
+# --- controls: where they go, what a resume resends (pure) -----------------------------------
+
+
+@pytest.mark.parametrize(("command", "kept"), [("finalize", True), ("keep_alive", False), (None, False)])
+def test_only_a_finalize_is_kept_for_resending(command: str | None, kept: bool) -> None:
+    assert kept_for_resend(command) is kept
+
+
+# Each case: operations on a ControlLog, then the (position, name) of what it still holds and
+# the seq the last rewind returned (None: no rewind). Controls are named, resend per name.
+_CONTROL_CASES: list[tuple[str, list[tuple[Any, ...]], list[tuple[int, str]], int | None]] = [
+    ("unsent controls are all held", [("add", 0, "F"), ("add", 10, "K")], [(0, "F"), (10, "K")], None),
+    ("a sent keepalive goes at once", [("add", 10, "K"), ("send", 0)], [], None),
+    ("a sent finalize stays", [("add", 10, "F"), ("send", 0)], [(10, "F")], None),
+    ("a commit before it keeps it", [("add", 10, "F"), ("send", 0), ("commit", 9)], [(10, "F")], None),
+    ("a commit at it drops it", [("add", 10, "F"), ("send", 0), ("commit", 10)], [], None),
+    ("a commit never drops an unsent one", [("add", 10, "F"), ("commit", 20)], [(10, "F")], None),
+    (
+        "a resume keeps what lies after its point, to send again",
+        [
+            ("add", 5, "F"),
+            ("add", 10, "F1"),
+            ("add", 20, "F"),
+            ("send", 0),
+            ("send", 1),
+            ("send", 2),
+            ("rewind", 10),
+        ],
+        [(20, "F")],
+        2,
+    ),
+    (
+        "a resume keeps an unsent control at its point",
+        [("add", 5, "F"), ("send", 0), ("add", 10, "F1"), ("rewind", 10)],
+        [(10, "F1")],
+        1,
+    ),
+    (
+        "a resume with nothing after it starts at the next seq",
+        [("add", 5, "F"), ("send", 0), ("rewind", 8)],
+        [],
+        1,
+    ),
+    (
+        "the same finalize twice at one place is resent once",
+        [("add", 10, "F"), ("add", 10, "F"), ("add", 10, "F1"), ("send", 0), ("send", 1), ("send", 2)],
+        [(10, "F"), (10, "F1")],
+        None,
+    ),
+    (
+        "resent controls count as unsent again",
+        [("add", 10, "F"), ("send", 0), ("rewind", 0), ("commit", 10)],
+        [(10, "F")],
+        0,
+    ),
+]
+_CONTROLS = {
+    "F": (finalize(), True),
+    "F1": (finalize(channel=1), True),
+    "K": (keep_alive(), False),
+}
+
+
+@pytest.mark.parametrize(
+    ("ops", "held", "rewound"), [c[1:] for c in _CONTROL_CASES], ids=[c[0] for c in _CONTROL_CASES]
+)
+def test_control_log_holds_what_a_resume_needs(
+    ops: list[tuple[Any, ...]], held: list[tuple[int, str]], rewound: int | None
+) -> None:
+    log: ControlLog[pb.Control] = ControlLog()
+    names = {id(control): name for name, (control, _) in _CONTROLS.items()}
+    returned = None
+    for op, *args in ops:
+        if op == "add":
+            control, resend = _CONTROLS[args[1]]
+            log.add(args[0], control, resend=resend)
+        elif op == "send":
+            entry = log.next_from(args[0])
+            assert entry is not None and entry.seq == args[0]
+            log.sent(entry)
+        elif op == "commit":
+            log.commit(args[0])
+        else:
+            returned = log.rewind(args[0])
+    assert [(e.position, names[id(e.control)]) for e in log.entries] == held
+    assert returned == rewound
+
+
+def test_control_log_bound_waits_for_a_send_then_forgets_the_oldest_sent() -> None:
+    log: ControlLog[pb.Control] = ControlLog(max_kept=2)
+    log.add(0, finalize(), resend=True)
+    log.add(10, finalize(), resend=True)
+    assert not log.room()  # both unsent: the application waits
+    with pytest.raises(OverflowError):
+        log.add(20, finalize(), resend=True)
+    first = log.next_from(0)
+    assert first is not None
+    log.sent(first)
+    assert log.room()
+    log.add(20, finalize(), resend=True)
+    assert [e.position for e in log.entries] == [10, 20]
+
+
+_CONTROL_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("audio"), st.integers(0, 30)),
+        st.tuples(st.just("add"), st.sampled_from(sorted(_CONTROLS))),
+        st.tuples(st.just("send"), st.integers(1, 3)),
+        st.tuples(st.just("commit"), st.integers(0, 40)),
+        st.tuples(st.just("rewind"), st.integers(0, 40)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=_CONTROL_OPS, bound=st.integers(1, 6))
+def test_control_log_never_loses_an_unsent_control(ops: list[tuple[str, Any]], bound: int) -> None:
+    """Whatever the order of audio, controls, sends, commits and resumes (a call's cursor
+    walking the log as the library's writer does): the log holds at most its bound, keeps its
+    controls in the audio's order, and a writer that goes on to the end has sent every control,
+    each before the audio after it; what a resume resends lies after its point."""
+    log: ControlLog[pb.Control] = ControlLog(max_kept=bound)
+    end = 0  # audio given so far
+    position, cursor = 0, 0  # the current call's writer
+    added: dict[int, int] = {}  # seq: position
+    sent: set[int] = set()
+
+    def step() -> bool:
+        nonlocal position, cursor
+        entry = log.next_from(cursor)
+        if entry is not None and entry.position <= position:
+            assert entry.position == position  # never after audio that follows it
+            sent.add(entry.seq)
+            cursor = entry.seq + 1
+            log.sent(entry)
+            return True
+        target = end if entry is None else entry.position
+        moved, position = target != position, target
+        return moved
+
+    for op, value in ops:
+        if op == "audio":
+            end += value
+        elif op == "add":
+            if log.room():
+                control, resend = _CONTROLS[value]
+                added[log.add(end, control, resend=resend).seq] = end
+        elif op == "send":
+            for _ in range(value):
+                step()
+        elif op == "commit":
+            log.commit(min(value, position))
+        else:
+            point = min(value, position)  # a resume point is audio the failed call sent
+            cursor = log.rewind(point)
+            position = point
+            assert all(e.position >= point for e in log.entries)
+        assert len(log) <= bound
+        positions = [e.position for e in log.entries]
+        assert positions == sorted(positions)
+        assert all(seq in sent or seq in {e.seq for e in log.entries} for seq in added)
+    while step():
+        pass
+    assert position == end
+    assert sent == set(added)
+
+
+# --- controls against a scripted endpoint: sent in order, resent across a resume ------------
+
+
+@dataclass
+class _ScriptedCall:
+    config: pb.StreamingConfig
+    requests: list[pb.StreamTranscribeRequest] = field(default_factory=list)
+
+
+@dataclass
+class _ResumingEndpoint:
+    """A `StreamTranscribe` endpoint on loopback that records every request of every call. Its
+    first call reads to the half-close and then ends UNAVAILABLE with a ResumePoint at
+    `commit_bytes` (None: it ends OK like the later calls, with a summary)."""
+
+    addr: str = ""
+    commit_bytes: int | None = None
+    calls: list[_ScriptedCall] = field(default_factory=list)
+
+
+@pytest.fixture
+def resuming_endpoint() -> Iterator[_ResumingEndpoint]:
+    endpoint = _ResumingEndpoint()
+
+    def stream_transcribe(
+        requests: Iterator[pb.StreamTranscribeRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamTranscribeResponse]:
+        call = _ScriptedCall(next(requests).config)
+        endpoint.calls.append(call)
+        yield pb.StreamTranscribeResponse(
+            session_started=pb.SessionStarted(session_id=f"s{len(endpoint.calls)}")
+        )
+        call.requests.extend(requests)
+        if len(endpoint.calls) == 1 and endpoint.commit_bytes is not None:
+            point = pb.ResumePoint(
+                committed_seconds=endpoint.commit_bytes / 32000, committed_bytes=endpoint.commit_bytes
+            )
+            details = [any_pb2.Any(), any_pb2.Any()]
+            details[0].Pack(point)
+            details[1].Pack(error_details_pb2.ErrorInfo(reason="DRAINING", domain="transcribe.gateway"))
+            status = status_pb2.Status(
+                code=grpc.StatusCode.UNAVAILABLE.value[0], message="draining", details=details
+            )
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
+        yield pb.StreamTranscribeResponse(summary=pb.SessionSummary())
+
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService",
+        {
+            "StreamTranscribe": grpc.stream_stream_rpc_method_handler(
+                stream_transcribe,
+                request_deserializer=pb.StreamTranscribeRequest.FromString,
+                response_serializer=pb.StreamTranscribeResponse.SerializeToString,
+            )
+        },
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    endpoint.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop(None).wait()
+
+
+#: 12800 bytes of 16 kHz linear16 in four chunks, with controls at bytes 3200, 6400 and 9600.
+_CONTROL_AUDIO = bytes(range(251)) * 51
+_CONTROL_ITEMS: list[bytes | pb.Control] = [
+    _CONTROL_AUDIO[:3200],
+    finalize(),
+    _CONTROL_AUDIO[3200:6400],
+    keep_alive(),
+    _CONTROL_AUDIO[6400:9600],
+    finalize(channel=0),
+    _CONTROL_AUDIO[9600:12800],
+]
+_CONTROL_CONFIG = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)
+
+
+def _sent(call: _ScriptedCall, first_byte: int) -> list[tuple[str, Any]]:
+    """A call's requests as the application would read them: audio as byte ranges (checked
+    against what it gave), controls by their text."""
+    out: list[tuple[str, Any]] = []
+    position = first_byte
+    for request in call.requests:
+        if request.WhichOneof("request") == "audio":
+            assert request.audio == _CONTROL_AUDIO[position : position + len(request.audio)]
+            start = out.pop()[1][0] if out and out[-1][0] == "audio" else position
+            position += len(request.audio)
+            out.append(("audio", (start, position)))
+        else:
+            out.append(("control", str(request.control).strip() or request.control.WhichOneof("command")))
+    return out
+
+
+_FINALIZE, _FINALIZE_0 = ("control", "finalize {\n}"), ("control", "finalize {\n  channel: 0\n}")
+_KEEP_ALIVE = ("control", "keep_alive {\n}")
+
+
+@pytest.mark.parametrize(
+    ("commit_bytes", "resent"),
+    [
+        (
+            0,
+            [("audio", (0, 3200)), _FINALIZE, ("audio", (3200, 9600)), _FINALIZE_0, ("audio", (9600, 12800))],
+        ),
+        (3200, [("audio", (3200, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]),
+        (4800, [("audio", (4800, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]),
+        (9600, [("audio", (9600, 12800))]),
+        (12800, []),
+    ],
+)
+async def test_controls_go_in_order_and_a_resume_resends_the_finalize_in_its_audio(
+    resuming_endpoint: _ResumingEndpoint, commit_bytes: int, resent: list[tuple[str, Any]]
+) -> None:
+    """The first call gets every control where the application put it among the audio. It
+    ends UNAVAILABLE with a ResumePoint; the next call resends the audio from that point with
+    each Finalize in it at the same byte, while a Finalize at or before the point and every
+    KeepAlive are not resent."""
+    resuming_endpoint.commit_bytes = commit_bytes
+    events: list[ResumeEvent] = []
+    responses = [
+        r
+        async for r in transcribe(
+            resuming_endpoint.addr,
+            _CONTROL_ITEMS,
+            _CONTROL_CONFIG,
+            resume=Resume(initial_backoff_s=0.01),
+            on_resume=events.append,
+        )
+    ]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    first, second = resuming_endpoint.calls
+    assert _sent(first, 0) == [
+        ("audio", (0, 3200)), _FINALIZE, ("audio", (3200, 6400)), _KEEP_ALIVE,
+        ("audio", (6400, 9600)), _FINALIZE_0, ("audio", (9600, 12800)),
+    ]  # fmt: skip
+    assert second.config.start_offset_seconds == commit_bytes / 32000
+    assert _sent(second, commit_bytes) == resent
+    assert [(e.attempt, e.resend_bytes) for e in events] == [(1, 12800 - commit_bytes)]
+
+
+def test_sync_transcribe_sends_and_resends_controls_the_same_way(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    resuming_endpoint.commit_bytes = 4800
+    kinds = [
+        r.WhichOneof("response")
+        for r in transcribe_sync(
+            resuming_endpoint.addr,
+            iter(_CONTROL_ITEMS),
+            _CONTROL_CONFIG,
+            resume=Resume(initial_backoff_s=0.01),
+        )
+    ]
+    assert kinds == ["session_started", "summary"]
+    first, second = resuming_endpoint.calls
+    assert _sent(first, 0)[1] == _FINALIZE
+    assert _sent(second, 4800) == [("audio", (4800, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]
+
+
+async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """Containerised audio (nothing to resume by) sends the controls in order all the same."""
+    responses = [r async for r in transcribe(resuming_endpoint.addr, _CONTROL_ITEMS, StreamingConfig())]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    assert [kind for kind, _ in _sent(call, 0)] == ["audio", "control"] * 3 + ["audio"]
+
+
+async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    with pytest.raises(TypeError, match="not str"):
+        async for _ in transcribe(
+            resuming_endpoint.addr, [_CONTROL_AUDIO[:3200], "finalize"], _CONTROL_CONFIG
+        ):
+            pass
+    (call,) = resuming_endpoint.calls
+    assert _sent(call, 0) == [("audio", (0, 3200))]  # what came before it was sent
 
 
 # --- the library against a live gateway -----------------------------------------------------
