@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -604,10 +604,9 @@ async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
 async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(
     resuming_endpoint: _ResumingEndpoint,
 ) -> None:
+    items: list[Any] = [_CONTROL_AUDIO[:3200], "finalize"]  # a mistake the types would catch
     with pytest.raises(TypeError, match="not str"):
-        async for _ in transcribe(
-            resuming_endpoint.addr, [_CONTROL_AUDIO[:3200], "finalize"], _CONTROL_CONFIG
-        ):
+        async for _ in transcribe(resuming_endpoint.addr, items, _CONTROL_CONFIG):
             pass
     (call,) = resuming_endpoint.calls
     assert _sent(call, 0) == [("audio", (0, 3200))]  # what came before it was sent
@@ -638,6 +637,39 @@ def test_sync_transcribe_yields_the_same_sequence(live_gateway: str, speech_clip
     kinds = [r.WhichOneof("response") for r in responses]
     assert kinds[0] == "session_started"
     assert kinds[-1] == "summary"
+    assert speech_clip.recall(_text(_finals(responses))) >= MIN_RECALL
+
+
+@live
+async def test_a_finalize_mid_stream_comes_back_final_from_finalize(
+    live_gateway: str, speech_clip: Clip
+) -> None:
+    """Four seconds of speech, a Finalize, and only once its result is back the rest: the
+    engine answers the Finalize with a final result marked from_finalize that ends where the
+    audio before it ends, and the whole transcript is still the clip's."""
+    pcm, rate = _pcm(speech_clip)
+    cut = rate * 2 * 4
+    finalized = asyncio.Event()
+
+    async def audio() -> AsyncIterator[bytes | pb.Control]:
+        for chunk in audio_io.split_chunks(pcm[:cut], rate // 5):
+            yield chunk
+        yield finalize()
+        await asyncio.wait_for(finalized.wait(), 60 * TIMING)  # raised, and so failed, if never
+        for chunk in audio_io.split_chunks(pcm[cut:], rate // 5):
+            yield chunk
+
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=rate)
+    responses: list[StreamTranscribeResponse] = []
+    async for response in transcribe(live_gateway, audio(), config):
+        responses.append(response)
+        if response.WhichOneof("response") == "result" and response.result.from_finalize:
+            finalized.set()
+    by_finalize = [r for r in _finals(responses) if r.from_finalize]
+    assert by_finalize, [r.WhichOneof("response") for r in responses]
+    end = by_finalize[0].start_seconds + by_finalize[0].duration_seconds
+    assert end == pytest.approx(4.0, abs=0.05)
+    assert by_finalize[0].is_final
     assert speech_clip.recall(_text(_finals(responses))) >= MIN_RECALL
 
 
