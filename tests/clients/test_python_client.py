@@ -60,6 +60,7 @@ from transcribe_client.resume import (
     commit_byte,
     kept_for_resend,
     plan_resume,
+    send_until,
 )
 
 from tests.clients.conftest import (
@@ -428,6 +429,29 @@ def test_control_log_never_loses_an_unsent_control(ops: list[tuple[str, Any]], b
     assert sent == set(added)
 
 
+# (position, end, frame_bytes, limit, ended, control_at) -> where the next audio message ends
+_SEND_UNTIL_CASES: list[tuple[tuple[int, int, int, int, bool, int | None], int]] = [
+    ((0, 10, 4, 100, False, None), 8),  # a frame cut short waits for its rest
+    ((0, 3, 4, 100, False, None), 0),  # less than a frame: nothing yet
+    ((0, 3, 4, 100, True, None), 3),  # the audio ended: its last bytes go as they are
+    ((0, 10, 4, 6, False, None), 4),  # the limit, rounded down to whole frames
+    ((0, 10, 4, 6, True, None), 4),  # ended, but more than the limit is left: still whole frames
+    ((0, 10, 4, 100, False, 6), 6),  # a control within a frame: the message stops at it
+    ((6, 10, 4, 100, False, None), 8),  # after it, back on the frames counted from byte 0
+    ((8, 10, 4, 100, False, None), 8),
+    ((0, 10, 1, 100, False, None), 10),  # containerised audio: any byte
+    ((0, 40, 6, 32, False, None), 30),  # a limit that is no whole number of frames
+]
+
+
+@pytest.mark.parametrize(("case", "until"), _SEND_UNTIL_CASES)
+def test_audio_messages_are_whole_frames(
+    case: tuple[int, int, int, int, bool, int | None], until: int
+) -> None:
+    position, end, frame, limit, ended, control_at = case
+    assert send_until(position, end, frame, limit, ended=ended, control_at=control_at) == until
+
+
 # --- controls against a scripted endpoint: sent in order, resent across a resume ------------
 
 
@@ -599,6 +623,38 @@ async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
     assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
     (call,) = resuming_endpoint.calls
     assert [kind for kind, _ in _sent(call, 0)] == ["audio", "control"] * 3 + ["audio"]
+
+
+async def test_chunks_cut_within_frames_are_sent_as_whole_frames(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """Stereo linear16 (4-byte frames) given in pieces cut within frames, as a pipe delivers
+    it: each audio message is whole frames (a frame cut short waits for its rest), the last
+    bytes of a stream that ends within a frame go at the end, and all of it arrives in order."""
+    audio = _CONTROL_AUDIO[:4001]
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, channels=2)
+
+    def received() -> int:
+        calls = resuming_endpoint.calls
+        return sum(len(r.audio) for r in calls[0].requests) if calls else 0
+
+    async def pipe() -> AsyncIterator[bytes]:
+        given = 0
+        for size in (3, 5, 7, 1001, 2985):
+            yield audio[given : given + size]
+            given += size
+            deadline = time.monotonic() + 30 * TIMING
+            while given < len(audio) and received() < given - given % 4:  # whole frames sent
+                assert time.monotonic() < deadline, (given, received())
+                await asyncio.sleep(0.01)
+
+    responses = [r async for r in transcribe(resuming_endpoint.addr, pipe(), config)]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    sizes = [len(r.audio) for r in call.requests]
+    assert b"".join(r.audio for r in call.requests) == audio
+    assert sizes[:3] == [8, 4, 1004], sizes  # 3 bytes wait; 8; 15 -> 12; 1016
+    assert sizes[3:] in ([2984, 1], [2985]), sizes
 
 
 async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(

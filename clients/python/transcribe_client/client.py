@@ -30,11 +30,13 @@ from transcribe_client import audio as audio_io
 from transcribe_client.resume import (
     AudioBuffer,
     ControlLog,
+    PlacedControl,
     RawFormat,
     backoff_s,
     commit_byte,
     kept_for_resend,
     plan_resume,
+    send_until,
 )
 
 __all__ = [
@@ -190,8 +192,9 @@ class _Audio:
     them there, in order with the audio, and a resume sends a kept Finalize again at its place.
     """
 
-    def __init__(self, fmt: RawFormat | None, max_bytes: int) -> None:
-        self.fmt = fmt
+    def __init__(self, fmt: RawFormat | None, max_bytes: int, frame_bytes: int) -> None:
+        self.fmt = fmt  # None: nothing is resumed, nothing kept once sent
+        self.frame_bytes = frame_bytes
         self.buffer = AudioBuffer(max_bytes)
         self.controls: ControlLog[transcribe_pb2.Control] = ControlLog()
         self.sent_to = 0  # one past the last byte written on any call
@@ -243,8 +246,7 @@ class _Audio:
                     self.controls.sent(control)
                     item = control.control
                 else:
-                    limit = _MAX_CHUNK_BYTES if control is None else control.position - position
-                    item = self.buffer.read(position, min(limit, _MAX_CHUNK_BYTES))
+                    item = self.buffer.read(position, self._until(position, control) - position)
                     if not item:
                         return  # the audio ended
                     position += len(item)
@@ -255,13 +257,23 @@ class _Audio:
             yield item
         await asyncio.Event().wait()  # going away: write nothing more; the call's end stops this
 
+    def _until(self, position: int, control: PlacedControl[transcribe_pb2.Control] | None) -> int:
+        return send_until(
+            position,
+            self.buffer.end,
+            self.frame_bytes,
+            _MAX_CHUNK_BYTES,
+            ended=self.buffer.ended,
+            control_at=None if control is None else control.position,
+        )
+
     def _readable(self, position: int, seq: int, paused: asyncio.Event) -> bool:
         control = self.controls.next_from(seq)
         return (
-            self.buffer.end > position
+            paused.is_set()
             or self.buffer.ended
-            or paused.is_set()
             or (control is not None and control.position <= position)
+            or self._until(position, control) > position
         )
 
     async def commit(self, position: int) -> None:
@@ -360,12 +372,13 @@ async def transcribe(
     """
     config = config if config is not None else transcribe_pb2.StreamingConfig()
     options = resume if isinstance(resume, Resume) else Resume(enabled=resume)
-    fmt = raw_format(config) if options.enabled else None
+    raw = raw_format(config)
+    fmt = raw if options.enabled else None
     if tls or ca_file is not None:
         channel = grpc.aio.secure_channel(addr, channel_credentials(ca_file), channel_options)
     else:
         channel = grpc.aio.insecure_channel(addr, channel_options)
-    feed = _Audio(fmt, options.max_buffer_bytes)
+    feed = _Audio(fmt, options.max_buffer_bytes, raw.frame_bytes if raw is not None else 1)
     async with channel, _background(feed.pump(audio)):
         stub = transcribe_pb2_grpc.TranscribeServiceStub(channel)
         start_byte, start_seq, offset = 0, 0, config.start_offset_seconds

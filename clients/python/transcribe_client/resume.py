@@ -32,6 +32,7 @@ __all__ = [
     "commit_byte",
     "kept_for_resend",
     "plan_resume",
+    "send_until",
 ]
 
 #: Most controls a `ControlLog` holds by default (sent Finalizes kept for a resume, and unsent
@@ -90,6 +91,26 @@ def plan_resume(
     if resend_from < kept_from_byte:
         return None
     return ResumePlan(committed_seconds, resend_from)
+
+
+def send_until(
+    position: int, end: int, frame_bytes: int, limit: int, *, ended: bool, control_at: int | None
+) -> int:
+    """Where the next audio message from `position` ends (`position`: nothing to send yet).
+
+    At most `limit` bytes, up to the audio given so far (`end`), and on a whole sample frame
+    counted from the first byte (clients/testdata/README.md: chunks are whole frames): a frame
+    cut short waits for its rest. Two exceptions: the audio has ended (its last bytes go as
+    they are), or the next control (`control_at`) comes first (the message stops there, even
+    within a frame, so that the control keeps its place).
+    """
+    stop = min(end, position + limit)
+    if control_at is not None and control_at <= stop:
+        return max(control_at, position)
+    if ended and stop == end:
+        return stop
+    aligned = stop - stop % max(frame_bytes, 1)
+    return max(aligned, position)
 
 
 def backoff_s(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
