@@ -466,11 +466,11 @@ class _ScriptedCall:
 @dataclass
 class _ResumingEndpoint:
     """A `StreamTranscribe` endpoint on loopback that records every request of every call. Its
-    first call reads to the half-close and then ends UNAVAILABLE with a ResumePoint at
-    `commit_bytes` (None: it ends OK like the later calls, with a summary)."""
+    first call reads to the half-close and then ends UNAVAILABLE with `resume_point` (None: it
+    ends OK like the later calls, with a summary)."""
 
     addr: str = ""
-    commit_bytes: int | None = None
+    resume_point: pb.ResumePoint | None = None
     calls: list[_ScriptedCall] = field(default_factory=list)
 
 
@@ -487,12 +487,9 @@ def resuming_endpoint() -> Iterator[_ResumingEndpoint]:
             session_started=pb.SessionStarted(session_id=f"s{len(endpoint.calls)}")
         )
         call.requests.extend(requests)
-        if len(endpoint.calls) == 1 and endpoint.commit_bytes is not None:
-            point = pb.ResumePoint(
-                committed_seconds=endpoint.commit_bytes / 32000, committed_bytes=endpoint.commit_bytes
-            )
+        if len(endpoint.calls) == 1 and endpoint.resume_point is not None:
             details = [any_pb2.Any(), any_pb2.Any()]
-            details[0].Pack(point)
+            details[0].Pack(endpoint.resume_point)
             details[1].Pack(error_details_pb2.ErrorInfo(reason="DRAINING", domain="transcribe.gateway"))
             status = status_pb2.Status(
                 code=grpc.StatusCode.UNAVAILABLE.value[0], message="draining", details=details
@@ -535,73 +532,70 @@ _CONTROL_ITEMS: list[bytes | pb.Control] = [
 _CONTROL_CONFIG = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)
 
 
-def _sent(call: _ScriptedCall, first_byte: int) -> list[tuple[str, Any]]:
-    """A call's requests as the application would read them: audio as byte ranges (checked
-    against what it gave), controls by their text."""
-    out: list[tuple[str, Any]] = []
+def _sent(call: _ScriptedCall, first_byte: int) -> list[dict[str, Any]]:
+    """A call's requests in the vectors' form: audio as byte ranges (checked against what the
+    application gave), controls in proto3 JSON."""
+    out: list[dict[str, Any]] = []
     position = first_byte
     for request in call.requests:
         if request.WhichOneof("request") == "audio":
             assert request.audio == _CONTROL_AUDIO[position : position + len(request.audio)]
-            start = out.pop()[1][0] if out and out[-1][0] == "audio" else position
+            start = out.pop()["audio"][0] if out and "audio" in out[-1] else position
             position += len(request.audio)
-            out.append(("audio", (start, position)))
+            out.append({"audio": [start, position]})
         else:
-            out.append(("control", str(request.control).strip() or request.control.WhichOneof("command")))
+            out.append({"control": json_format.MessageToDict(request.control)})
     return out
 
 
-_FINALIZE, _FINALIZE_0 = ("control", "finalize {\n}"), ("control", "finalize {\n  channel: 0\n}")
-_KEEP_ALIVE = ("control", "keep_alive {\n}")
+def _items(case: dict[str, Any]) -> list[bytes | pb.Control]:
+    """A vector's items as the application gives them: audio cut from _CONTROL_AUDIO."""
+    items: list[bytes | pb.Control] = []
+    position = 0
+    for item in case["items"]:
+        if "audio" in item:
+            items.append(_CONTROL_AUDIO[position : position + item["audio"]])
+            position += item["audio"]
+        else:
+            items.append(json_format.ParseDict(item["control"], pb.Control()))
+    return items
 
 
-@pytest.mark.parametrize(
-    ("commit_bytes", "resent"),
-    [
-        (
-            0,
-            [("audio", (0, 3200)), _FINALIZE, ("audio", (3200, 9600)), _FINALIZE_0, ("audio", (9600, 12800))],
-        ),
-        (3200, [("audio", (3200, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]),
-        (4800, [("audio", (4800, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]),
-        (9600, [("audio", (9600, 12800))]),
-        (12800, []),
-    ],
-)
-async def test_controls_go_in_order_and_a_resume_resends_the_finalize_in_its_audio(
-    resuming_endpoint: _ResumingEndpoint, commit_bytes: int, resent: list[tuple[str, Any]]
+@pytest.mark.parametrize("case", _vectors("controls.json")["controls"], ids=lambda c: c["name"])
+async def test_controls_go_in_order_and_a_resume_resends_what_the_vectors_say(
+    resuming_endpoint: _ResumingEndpoint, case: dict[str, Any]
 ) -> None:
     """The first call gets every control where the application put it among the audio. It
-    ends UNAVAILABLE with a ResumePoint; the next call resends the audio from that point with
-    each Finalize in it at the same byte, while a Finalize at or before the point and every
-    KeepAlive are not resent."""
-    resuming_endpoint.commit_bytes = commit_bytes
+    ends UNAVAILABLE with the case's ResumePoint; the next call resends the audio from that
+    point with each Finalize in it at the same byte, while a Finalize at or before the point
+    and every KeepAlive are not resent."""
+    point = json_format.ParseDict(case["resume_point"], pb.ResumePoint())
+    resuming_endpoint.resume_point = point
     events: list[ResumeEvent] = []
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=case["sample_rate"])
     responses = [
         r
         async for r in transcribe(
             resuming_endpoint.addr,
-            _CONTROL_ITEMS,
-            _CONTROL_CONFIG,
+            _items(case),
+            config,
             resume=Resume(initial_backoff_s=0.01),
             on_resume=events.append,
         )
     ]
     assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
     first, second = resuming_endpoint.calls
-    assert _sent(first, 0) == [
-        ("audio", (0, 3200)), _FINALIZE, ("audio", (3200, 6400)), _KEEP_ALIVE,
-        ("audio", (6400, 9600)), _FINALIZE_0, ("audio", (9600, 12800)),
-    ]  # fmt: skip
-    assert second.config.start_offset_seconds == commit_bytes / 32000
-    assert _sent(second, commit_bytes) == resent
-    assert [(e.attempt, e.resend_bytes) for e in events] == [(1, 12800 - commit_bytes)]
+    assert _sent(first, 0) == case["sent"]
+    assert second.config.start_offset_seconds == point.committed_seconds
+    assert _sent(second, point.committed_bytes) == case["resent"]
+    total = sum(item.get("audio", 0) for item in case["items"])
+    assert [(e.attempt, e.resend_bytes) for e in events] == [(1, total - point.committed_bytes)]
 
 
 def test_sync_transcribe_sends_and_resends_controls_the_same_way(
     resuming_endpoint: _ResumingEndpoint,
 ) -> None:
-    resuming_endpoint.commit_bytes = 4800
+    resuming_endpoint.resume_point = pb.ResumePoint(committed_seconds=0.15, committed_bytes=4800)
     kinds = [
         r.WhichOneof("response")
         for r in transcribe_sync(
@@ -613,8 +607,12 @@ def test_sync_transcribe_sends_and_resends_controls_the_same_way(
     ]
     assert kinds == ["session_started", "summary"]
     first, second = resuming_endpoint.calls
-    assert _sent(first, 0)[1] == _FINALIZE
-    assert _sent(second, 4800) == [("audio", (4800, 9600)), _FINALIZE_0, ("audio", (9600, 12800))]
+    assert _sent(first, 0)[1] == {"control": {"finalize": {}}}
+    assert _sent(second, 4800) == [
+        {"audio": [4800, 9600]},
+        {"control": {"finalize": {"channel": 0}}},
+        {"audio": [9600, 12800]},
+    ]
 
 
 async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
@@ -624,7 +622,7 @@ async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
     responses = [r async for r in transcribe(resuming_endpoint.addr, _CONTROL_ITEMS, StreamingConfig())]
     assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
     (call,) = resuming_endpoint.calls
-    assert [kind for kind, _ in _sent(call, 0)] == ["audio", "control"] * 3 + ["audio"]
+    assert [next(iter(item)) for item in _sent(call, 0)] == ["audio", "control"] * 3 + ["audio"]
 
 
 async def test_chunks_cut_within_frames_are_sent_as_whole_frames(
@@ -667,7 +665,7 @@ async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(
         async for _ in transcribe(resuming_endpoint.addr, items, _CONTROL_CONFIG):
             pass
     (call,) = resuming_endpoint.calls
-    assert _sent(call, 0) == [("audio", (0, 3200))]  # what came before it was sent
+    assert _sent(call, 0) == [{"audio": [0, 3200]}]  # what came before it was sent
 
 
 # --- the library against a live gateway -----------------------------------------------------
