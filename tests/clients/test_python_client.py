@@ -615,6 +615,36 @@ def test_sync_transcribe_sends_and_resends_controls_the_same_way(
     ]
 
 
+def test_closing_transcribe_sync_early_ends_its_loop_and_stops_a_blocked_source(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """The caller closes the blocking iterator after the first response while the source is
+    blocked in a read: the call's loop thread has ended when close() returns, and once the
+    read returns the reader thread reads nothing more and closes the source in its own thread."""
+    release = threading.Event()
+    reads: list[int] = []
+    closed_in: list[str] = []
+
+    def microphone() -> Iterator[bytes]:
+        try:
+            for n in itertools.count():
+                reads.append(n)
+                yield _CONTROL_AUDIO[:3200]
+                release.wait(60 * TIMING)  # a blocking device read
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    responses = transcribe_sync(resuming_endpoint.addr, microphone(), _CONTROL_CONFIG)
+    assert next(responses).WhichOneof("response") == "session_started"
+    assert _eventually(lambda: len(reads) == 1 and bool(resuming_endpoint.calls))
+    responses.close()
+    assert [t.name for t in threading.enumerate() if t.name == "transcribe"] == []
+    release.set()
+    assert _eventually(lambda: closed_in == ["audio-reader"]), closed_in
+    assert not any(t.name == "audio-reader" and t.is_alive() for t in threading.enumerate())
+    assert reads == [0, 1]  # the read in progress returned; no read after it
+
+
 async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
     resuming_endpoint: _ResumingEndpoint,
 ) -> None:

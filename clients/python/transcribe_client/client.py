@@ -15,7 +15,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -485,7 +485,7 @@ def transcribe_sync(
     audio: Iterable[AudioItem],
     config: transcribe_pb2.StreamingConfig | None = None,
     **options: Any,
-) -> Iterator[transcribe_pb2.StreamTranscribeResponse]:
+) -> Generator[transcribe_pb2.StreamTranscribeResponse, None, None]:
     """The blocking twin of `transcribe` (same keyword arguments), resume and controls included.
 
     The call runs on a private event loop in a daemon thread (`on_resume` is called there);
