@@ -687,6 +687,25 @@ async def test_chunks_cut_within_frames_are_sent_as_whole_frames(
     assert sizes[3:] in ([2984, 1], [2985]), sizes
 
 
+async def test_a_buffer_barely_over_a_frame_still_passes_every_byte(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """`max_buffer_bytes` 5 for 4-byte frames, audio in 3-byte pieces: a frame cut short waits
+    unsent in the buffer, and the application's next piece still fits beside it."""
+    audio = _CONTROL_AUDIO[:401]
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, channels=2)
+    chunks = audio_io.split_chunks(audio, 3)
+    responses = [
+        r async for r in transcribe(resuming_endpoint.addr, chunks, config, resume=Resume(max_buffer_bytes=5))
+    ]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    assert b"".join(r.audio for r in call.requests) == audio
+    with pytest.raises(ValueError, match="must hold a sample frame"):
+        async for _ in transcribe(resuming_endpoint.addr, chunks, config, resume=Resume(max_buffer_bytes=3)):
+            pass
+
+
 async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(
     resuming_endpoint: _ResumingEndpoint,
 ) -> None:
@@ -1119,6 +1138,50 @@ async def test_a_rolling_restart_loses_and_repeats_no_word(
     assert len(fleet.terminated) == 1
     assert [e.error.status_name for e in events] == ["UNAVAILABLE"], events
     assert "shutting down" in events[0].error.details, events
+
+
+@live
+@pytest.mark.slow
+async def test_finalizes_across_a_rolling_restart_lose_and_repeat_no_word(standin_replicas: Fleet) -> None:
+    """Counter audio at real time with a Finalize every 7 blocks (the stand-in answers each
+    with a from_finalize result), through nginx; the replica serving it is SIGTERMed
+    mid-stream. The transcript is still w0 ... w149 exactly, times monotonic, and Finalizes
+    keep coming back from_finalize after the resume."""
+    fleet = standin_replicas
+    blocks = 150
+    audio = counter_audio(0, blocks)
+    items: list[bytes | pb.Control] = []
+    for first in range(0, blocks, 7):
+        items.extend(
+            audio_io.split_chunks(audio[first * BLOCK_BYTES : (first + 7) * BLOCK_BYTES], 2 * BLOCK_BYTES)
+        )
+        items.append(finalize())
+
+    async def paced() -> AsyncIterator[bytes | pb.Control]:
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        for item in items:
+            if isinstance(item, bytes):
+                await asyncio.sleep(max(start + sent / (SAMPLE_RATE * 2) - loop.time(), 0))
+                sent += len(item)
+            yield item
+
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=SAMPLE_RATE)
+    events: list[ResumeEvent] = []
+    finals: list[pb.Result] = []
+    finalized_after_resume = 0
+    async for response in transcribe(fleet.address, paced(), config, on_resume=events.append):
+        if response.WhichOneof("response") == "result" and response.result.is_final:
+            finals.append(response.result)
+            finalized_after_resume += bool(events) and response.result.from_finalize
+            if not fleet.terminated and len(words(_text(_spoken(finals)))) >= 40:
+                await asyncio.to_thread(fleet.terminate_serving)
+    spoken = _spoken(finals)
+    assert len(fleet.terminated) == 1
+    assert [e.error.status_name for e in events] == ["UNAVAILABLE"], events
+    assert words(_text(spoken)) == [f"w{n}" for n in range(blocks)], _word_diff([], spoken, events)
+    _assert_monotonic(spoken)
+    assert finalized_after_resume > 0, _word_diff([], spoken, events)
 
 
 def _spoken(finals: list[pb.Result]) -> list[pb.Result]:

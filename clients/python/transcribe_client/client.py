@@ -193,8 +193,12 @@ class _Audio:
     """
 
     def __init__(self, fmt: RawFormat | None, max_bytes: int, frame_bytes: int) -> None:
+        if max_bytes < frame_bytes:
+            raise ValueError(f"max_buffer_bytes ({max_bytes}) must hold a sample frame ({frame_bytes} bytes)")
         self.fmt = fmt  # None: nothing is resumed, nothing kept once sent
         self.frame_bytes = frame_bytes
+        # Pieces leave room for a frame cut short that waits unsent for its rest.
+        self.piece_bytes = max_bytes - frame_bytes + 1
         self.buffer = AudioBuffer(max_bytes)
         self.controls: ControlLog[transcribe_pb2.Control] = ControlLog()
         self.sent_to = 0  # one past the last byte written on any call
@@ -207,8 +211,8 @@ class _Audio:
                 if isinstance(item, transcribe_pb2.Control):
                     await self._put_control(item)
                     continue
-                for start in range(0, len(item), self.buffer.max_bytes):
-                    await self._put(item[start : start + self.buffer.max_bytes])
+                for start in range(0, len(item), self.piece_bytes):
+                    await self._put(item[start : start + self.piece_bytes])
         except Exception as exc:  # raised to the application after the results of what was sent
             self.failure = exc
         finally:
@@ -374,11 +378,11 @@ async def transcribe(
     options = resume if isinstance(resume, Resume) else Resume(enabled=resume)
     raw = raw_format(config)
     fmt = raw if options.enabled else None
+    feed = _Audio(fmt, options.max_buffer_bytes, raw.frame_bytes if raw is not None else 1)
     if tls or ca_file is not None:
         channel = grpc.aio.secure_channel(addr, channel_credentials(ca_file), channel_options)
     else:
         channel = grpc.aio.insecure_channel(addr, channel_options)
-    feed = _Audio(fmt, options.max_buffer_bytes, raw.frame_bytes if raw is not None else 1)
     async with channel, _background(feed.pump(audio)):
         stub = transcribe_pb2_grpc.TranscribeServiceStub(channel)
         start_byte, start_seq, offset = 0, 0, config.start_offset_seconds
