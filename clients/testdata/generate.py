@@ -406,6 +406,102 @@ def commit_cases() -> list[dict[str, Any]]:
     return out
 
 
+# --- controls across a resume ---------------------------------------------------------------
+
+_FINALIZE: dict[str, Any] = {"finalize": {}}
+_FINALIZE_0: dict[str, Any] = {"finalize": {"channel": 0}}
+_KEEP_ALIVE: dict[str, Any] = {"keepAlive": {}}
+_FOUR_CHUNKS_THREE_CONTROLS: list[dict[str, Any]] = [
+    {"audio": 3200},
+    {"control": _FINALIZE},
+    {"audio": 3200},
+    {"control": _KEEP_ALIVE},
+    {"audio": 3200},
+    {"control": _FINALIZE_0},
+    {"audio": 3200},
+]
+
+
+def _placed(items: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any] | tuple[int, int]]]:
+    """Each item at the byte where it starts: controls as they are, audio as (start, end)."""
+    out: list[tuple[int, dict[str, Any] | tuple[int, int]]] = []
+    position = 0
+    for item in items:
+        if "audio" in item:
+            out.append((position, (position, position + item["audio"])))
+            position += item["audio"]
+        else:
+            out.append((position, item["control"]))
+    return out
+
+
+def _merged(sent: list[dict[str, Any] | tuple[int, int]]) -> list[dict[str, Any]]:
+    """Sent items as the vectors write them: adjacent audio as one byte range."""
+    out: list[dict[str, Any]] = []
+    for item in sent:
+        if isinstance(item, tuple):
+            if out and "audio" in out[-1] and out[-1]["audio"][1] == item[0]:
+                out[-1] = {"audio": [out[-1]["audio"][0], item[1]]}
+            else:
+                out.append({"audio": list(item)})
+        else:
+            out.append({"control": item})
+    return out
+
+
+def _resent(items: list[dict[str, Any]], resend_from: int) -> list[dict[str, Any]]:
+    """README.md's rule: the audio from the resend point on, with each Finalize placed after
+    it (and not twice at one place, and not a KeepAlive) again where it was."""
+    out: list[dict[str, Any] | tuple[int, int]] = []
+    seen: list[tuple[int, str]] = []
+    for position, item in _placed(items):
+        if isinstance(item, tuple):
+            start, end = max(item[0], resend_from), item[1]
+            if start < end:
+                out.append((start, end))
+        elif "finalize" in item and position > resend_from:
+            key = (position, json.dumps(item, sort_keys=True))
+            if key not in seen:
+                seen.append(key)
+                out.append(item)
+    return _merged(out)
+
+
+def control_cases() -> list[dict[str, Any]]:
+    """Controls given among the audio of a stream that fails with a ResumePoint: what the
+    first stream sends, and what the next one resends (see README.md)."""
+    cases: list[tuple[str, list[dict[str, Any]], int]] = [
+        ("resent from the start: every finalize again, no keepalive", _FOUR_CHUNKS_THREE_CONTROLS, 0),
+        ("a finalize at the resend point is not resent", _FOUR_CHUNKS_THREE_CONTROLS, 3200),
+        ("a resend point between controls", _FOUR_CHUNKS_THREE_CONTROLS, 4800),
+        ("the last finalize at the resend point", _FOUR_CHUNKS_THREE_CONTROLS, 9600),
+        ("nothing to resend", _FOUR_CHUNKS_THREE_CONTROLS, 12800),
+        (
+            "the same finalize twice at one place is resent once",
+            [{"audio": 3200}, {"control": _FINALIZE}, {"control": _FINALIZE}, {"audio": 3200}],
+            0,
+        ),
+        (
+            "a finalize before any audio has nothing to resend",
+            [{"control": _FINALIZE}, {"audio": 3200}, {"control": _FINALIZE}, {"audio": 3200}],
+            0,
+        ),
+    ]
+    return [
+        {
+            "name": name,
+            "encoding": "AUDIO_ENCODING_LINEAR16",
+            "sample_rate": 16000,
+            "channels": 1,
+            "items": items,
+            "sent": _merged([item for _, item in _placed(items)]),
+            "resume_point": {"committedSeconds": resend_from / 32000, "committedBytes": str(resend_from)},
+            "resent": _resent(items, resend_from),
+        }
+        for name, items, resend_from in cases
+    ]
+
+
 # --- writing --------------------------------------------------------------------------------
 
 
@@ -421,6 +517,7 @@ def outputs() -> dict[Path, bytes]:
         files[HERE / "responses" / name] = text.encode()
     files[HERE / "errors.json"] = _json({"errors": errors()})
     files[HERE / "resume.json"] = _json({"resume": resume_cases(), "commit": commit_cases()})
+    files[HERE / "controls.json"] = _json({"controls": control_cases()})
     return files
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import difflib
 import itertools
@@ -20,18 +21,21 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transcribe_client import (
@@ -41,18 +45,30 @@ from transcribe_client import (
     StreamTranscribeResponse,
     TranscribeError,
     error_from_status,
+    finalize,
+    keep_alive,
     pb,
     transcribe,
     transcribe_sync,
 )
 from transcribe_client import audio as audio_io
 from transcribe_client.cli import render, to_json
-from transcribe_client.resume import AudioBuffer, RawFormat, backoff_s, commit_byte, plan_resume
+from transcribe_client.resume import (
+    AudioBuffer,
+    ControlLog,
+    RawFormat,
+    backoff_s,
+    commit_byte,
+    kept_for_resend,
+    plan_resume,
+    send_until,
+)
 
 from tests.clients.conftest import (
     CLIENT_TIMEOUT_S,
     REPO,
     TESTDATA,
+    ClientRun,
     Clip,
     EchoServer,
     InterruptClient,
@@ -247,6 +263,460 @@ def test_backoff_stays_between_zero_and_its_ceiling(attempt: int) -> None:
     assert 0 <= delay <= min(5.0, 0.2 * 2 ** (attempt - 1))
 
 
+# --- controls: where they go, what a resume resends (pure) -----------------------------------
+
+
+@pytest.mark.parametrize(("command", "kept"), [("finalize", True), ("keep_alive", False), (None, False)])
+def test_only_a_finalize_is_kept_for_resending(command: str | None, kept: bool) -> None:
+    assert kept_for_resend(command) is kept
+
+
+# Each case: operations on a ControlLog, then the (position, name) of what it still holds and
+# the seq the last rewind returned (None: no rewind). Controls are named, resend per name.
+_CONTROL_CASES: list[tuple[str, list[tuple[Any, ...]], list[tuple[int, str]], int | None]] = [
+    ("unsent controls are all held", [("add", 0, "F"), ("add", 10, "K")], [(0, "F"), (10, "K")], None),
+    ("a sent keepalive goes at once", [("add", 10, "K"), ("send", 0)], [], None),
+    ("a sent finalize stays", [("add", 10, "F"), ("send", 0)], [(10, "F")], None),
+    ("a commit before it keeps it", [("add", 10, "F"), ("send", 0), ("commit", 9)], [(10, "F")], None),
+    ("a commit at it drops it", [("add", 10, "F"), ("send", 0), ("commit", 10)], [], None),
+    ("a commit never drops an unsent one", [("add", 10, "F"), ("commit", 20)], [(10, "F")], None),
+    (
+        "a resume keeps what lies after its point, to send again",
+        [
+            ("add", 5, "F"),
+            ("add", 10, "F1"),
+            ("add", 20, "F"),
+            ("send", 0),
+            ("send", 1),
+            ("send", 2),
+            ("rewind", 10),
+        ],
+        [(20, "F")],
+        2,
+    ),
+    (
+        "a resume keeps an unsent control at its point",
+        [("add", 5, "F"), ("send", 0), ("add", 10, "F1"), ("rewind", 10)],
+        [(10, "F1")],
+        1,
+    ),
+    (
+        "a resume with nothing after it starts at the next seq",
+        [("add", 5, "F"), ("send", 0), ("rewind", 8)],
+        [],
+        1,
+    ),
+    (
+        "the same finalize twice at one place is resent once",
+        [("add", 10, "F"), ("add", 10, "F"), ("add", 10, "F1"), ("send", 0), ("send", 1), ("send", 2)],
+        [(10, "F"), (10, "F1")],
+        None,
+    ),
+    (
+        "resent controls count as unsent again",
+        [("add", 10, "F"), ("send", 0), ("rewind", 0), ("commit", 10)],
+        [(10, "F")],
+        0,
+    ),
+]
+_CONTROLS = {
+    "F": (finalize(), True),
+    "F1": (finalize(channel=1), True),
+    "K": (keep_alive(), False),
+}
+
+
+@pytest.mark.parametrize(
+    ("ops", "held", "rewound"), [c[1:] for c in _CONTROL_CASES], ids=[c[0] for c in _CONTROL_CASES]
+)
+def test_control_log_holds_what_a_resume_needs(
+    ops: list[tuple[Any, ...]], held: list[tuple[int, str]], rewound: int | None
+) -> None:
+    log: ControlLog[pb.Control] = ControlLog()
+    names = {id(control): name for name, (control, _) in _CONTROLS.items()}
+    returned = None
+    for op, *args in ops:
+        if op == "add":
+            control, resend = _CONTROLS[args[1]]
+            log.add(args[0], control, resend=resend)
+        elif op == "send":
+            entry = log.next_from(args[0])
+            assert entry is not None and entry.seq == args[0]
+            log.sent(entry)
+        elif op == "commit":
+            log.commit(args[0])
+        else:
+            returned = log.rewind(args[0])
+    assert [(e.position, names[id(e.control)]) for e in log.entries] == held
+    assert returned == rewound
+
+
+def test_control_log_bound_waits_for_a_send_then_forgets_the_oldest_sent() -> None:
+    log: ControlLog[pb.Control] = ControlLog(max_kept=2)
+    log.add(0, finalize(), resend=True)
+    log.add(10, finalize(), resend=True)
+    assert not log.room()  # both unsent: the application waits
+    with pytest.raises(OverflowError):
+        log.add(20, finalize(), resend=True)
+    first = log.next_from(0)
+    assert first is not None
+    log.sent(first)
+    assert log.room()
+    log.add(20, finalize(), resend=True)
+    assert [e.position for e in log.entries] == [10, 20]
+
+
+_CONTROL_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("audio"), st.integers(0, 30)),
+        st.tuples(st.just("add"), st.sampled_from(sorted(_CONTROLS))),
+        st.tuples(st.just("send"), st.integers(1, 3)),
+        st.tuples(st.just("commit"), st.integers(0, 40)),
+        st.tuples(st.just("rewind"), st.integers(0, 40)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=_CONTROL_OPS, bound=st.integers(1, 6))
+def test_control_log_never_loses_an_unsent_control(ops: list[tuple[str, Any]], bound: int) -> None:
+    """Whatever the order of audio, controls, sends, commits and resumes (a call's cursor
+    walking the log as the library's writer does): the log holds at most its bound, keeps its
+    controls in the audio's order, and a writer that goes on to the end has sent every control,
+    each before the audio after it; what a resume resends lies after its point."""
+    log: ControlLog[pb.Control] = ControlLog(max_kept=bound)
+    end = 0  # audio given so far
+    position, cursor = 0, 0  # the current call's writer
+    added: dict[int, int] = {}  # seq: position
+    sent: set[int] = set()
+
+    def step() -> bool:
+        nonlocal position, cursor
+        entry = log.next_from(cursor)
+        if entry is not None and entry.position <= position:
+            assert entry.position == position  # never after audio that follows it
+            sent.add(entry.seq)
+            cursor = entry.seq + 1
+            log.sent(entry)
+            return True
+        target = end if entry is None else entry.position
+        moved, position = target != position, target
+        return moved
+
+    for op, value in ops:
+        if op == "audio":
+            end += value
+        elif op == "add":
+            if log.room():
+                control, resend = _CONTROLS[value]
+                added[log.add(end, control, resend=resend).seq] = end
+        elif op == "send":
+            for _ in range(value):
+                step()
+        elif op == "commit":
+            log.commit(min(value, position))
+        else:
+            point = min(value, position)  # a resume point is audio the failed call sent
+            cursor = log.rewind(point)
+            position = point
+            assert all(e.position >= point for e in log.entries)
+        assert len(log) <= bound
+        positions = [e.position for e in log.entries]
+        assert positions == sorted(positions)
+        assert all(seq in sent or seq in {e.seq for e in log.entries} for seq in added)
+    while step():
+        pass
+    assert position == end
+    assert sent == set(added)
+
+
+# (position, end, frame_bytes, limit, ended, control_at) -> where the next audio message ends
+_SEND_UNTIL_CASES: list[tuple[tuple[int, int, int, int, bool, int | None], int]] = [
+    ((0, 10, 4, 100, False, None), 8),  # a frame cut short waits for its rest
+    ((0, 3, 4, 100, False, None), 0),  # less than a frame: nothing yet
+    ((0, 3, 4, 100, True, None), 3),  # the audio ended: its last bytes go as they are
+    ((0, 10, 4, 6, False, None), 4),  # the limit, rounded down to whole frames
+    ((0, 10, 4, 6, True, None), 4),  # ended, but more than the limit is left: still whole frames
+    ((0, 10, 4, 100, False, 6), 6),  # a control within a frame: the message stops at it
+    ((6, 10, 4, 100, False, None), 8),  # after it, back on the frames counted from byte 0
+    ((8, 10, 4, 100, False, None), 8),
+    ((0, 10, 1, 100, False, None), 10),  # containerised audio: any byte
+    ((0, 40, 6, 32, False, None), 30),  # a limit that is no whole number of frames
+]
+
+
+@pytest.mark.parametrize(("case", "until"), _SEND_UNTIL_CASES)
+def test_audio_messages_are_whole_frames(
+    case: tuple[int, int, int, int, bool, int | None], until: int
+) -> None:
+    position, end, frame, limit, ended, control_at = case
+    assert send_until(position, end, frame, limit, ended=ended, control_at=control_at) == until
+
+
+# --- controls against a scripted endpoint: sent in order, resent across a resume ------------
+
+
+@dataclass
+class _ScriptedCall:
+    config: pb.StreamingConfig
+    requests: list[pb.StreamTranscribeRequest] = field(default_factory=list)
+
+
+@dataclass
+class _ResumingEndpoint:
+    """A `StreamTranscribe` endpoint on loopback that records every request of every call. Its
+    first call reads to the half-close and then ends UNAVAILABLE with `resume_point` (None: it
+    ends OK like the later calls, with a summary)."""
+
+    addr: str = ""
+    resume_point: pb.ResumePoint | None = None
+    calls: list[_ScriptedCall] = field(default_factory=list)
+
+
+@pytest.fixture
+def resuming_endpoint() -> Iterator[_ResumingEndpoint]:
+    endpoint = _ResumingEndpoint()
+
+    def stream_transcribe(
+        requests: Iterator[pb.StreamTranscribeRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamTranscribeResponse]:
+        call = _ScriptedCall(next(requests).config)
+        endpoint.calls.append(call)
+        yield pb.StreamTranscribeResponse(
+            session_started=pb.SessionStarted(session_id=f"s{len(endpoint.calls)}")
+        )
+        call.requests.extend(requests)
+        if len(endpoint.calls) == 1 and endpoint.resume_point is not None:
+            details = [any_pb2.Any(), any_pb2.Any()]
+            details[0].Pack(endpoint.resume_point)
+            details[1].Pack(error_details_pb2.ErrorInfo(reason="DRAINING", domain="transcribe.gateway"))
+            status = status_pb2.Status(
+                code=grpc.StatusCode.UNAVAILABLE.value[0], message="draining", details=details
+            )
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
+        yield pb.StreamTranscribeResponse(summary=pb.SessionSummary())
+
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService",
+        {
+            "StreamTranscribe": grpc.stream_stream_rpc_method_handler(
+                stream_transcribe,
+                request_deserializer=pb.StreamTranscribeRequest.FromString,
+                response_serializer=pb.StreamTranscribeResponse.SerializeToString,
+            )
+        },
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    endpoint.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop(None).wait()
+
+
+#: 12800 bytes of 16 kHz linear16 in four chunks, with controls at bytes 3200, 6400 and 9600.
+_CONTROL_AUDIO = bytes(range(251)) * 51
+_CONTROL_ITEMS: list[bytes | pb.Control] = [
+    _CONTROL_AUDIO[:3200],
+    finalize(),
+    _CONTROL_AUDIO[3200:6400],
+    keep_alive(),
+    _CONTROL_AUDIO[6400:9600],
+    finalize(channel=0),
+    _CONTROL_AUDIO[9600:12800],
+]
+_CONTROL_CONFIG = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000)
+
+
+def _sent(call: _ScriptedCall, first_byte: int) -> list[dict[str, Any]]:
+    """A call's requests in the vectors' form: audio as byte ranges (checked against what the
+    application gave), controls in proto3 JSON."""
+    out: list[dict[str, Any]] = []
+    position = first_byte
+    for request in call.requests:
+        if request.WhichOneof("request") == "audio":
+            assert request.audio == _CONTROL_AUDIO[position : position + len(request.audio)]
+            start = out.pop()["audio"][0] if out and "audio" in out[-1] else position
+            position += len(request.audio)
+            out.append({"audio": [start, position]})
+        else:
+            out.append({"control": json_format.MessageToDict(request.control)})
+    return out
+
+
+def _items(case: dict[str, Any]) -> list[bytes | pb.Control]:
+    """A vector's items as the application gives them: audio cut from _CONTROL_AUDIO."""
+    items: list[bytes | pb.Control] = []
+    position = 0
+    for item in case["items"]:
+        if "audio" in item:
+            items.append(_CONTROL_AUDIO[position : position + item["audio"]])
+            position += item["audio"]
+        else:
+            items.append(json_format.ParseDict(item["control"], pb.Control()))
+    return items
+
+
+@pytest.mark.parametrize("case", _vectors("controls.json")["controls"], ids=lambda c: c["name"])
+async def test_controls_go_in_order_and_a_resume_resends_what_the_vectors_say(
+    resuming_endpoint: _ResumingEndpoint, case: dict[str, Any]
+) -> None:
+    """The first call gets every control where the application put it among the audio. It
+    ends UNAVAILABLE with the case's ResumePoint; the next call resends the audio from that
+    point with each Finalize in it at the same byte, while a Finalize at or before the point
+    and every KeepAlive are not resent."""
+    point = json_format.ParseDict(case["resume_point"], pb.ResumePoint())
+    resuming_endpoint.resume_point = point
+    events: list[ResumeEvent] = []
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=case["sample_rate"])
+    responses = [
+        r
+        async for r in transcribe(
+            resuming_endpoint.addr,
+            _items(case),
+            config,
+            resume=Resume(initial_backoff_s=0.01),
+            on_resume=events.append,
+        )
+    ]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    first, second = resuming_endpoint.calls
+    assert _sent(first, 0) == case["sent"]
+    assert second.config.start_offset_seconds == point.committed_seconds
+    assert _sent(second, point.committed_bytes) == case["resent"]
+    total = sum(item.get("audio", 0) for item in case["items"])
+    assert [(e.attempt, e.resend_bytes) for e in events] == [(1, total - point.committed_bytes)]
+
+
+def test_sync_transcribe_sends_and_resends_controls_the_same_way(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    resuming_endpoint.resume_point = pb.ResumePoint(committed_seconds=0.15, committed_bytes=4800)
+    kinds = [
+        r.WhichOneof("response")
+        for r in transcribe_sync(
+            resuming_endpoint.addr,
+            iter(_CONTROL_ITEMS),
+            _CONTROL_CONFIG,
+            resume=Resume(initial_backoff_s=0.01),
+        )
+    ]
+    assert kinds == ["session_started", "summary"]
+    first, second = resuming_endpoint.calls
+    assert _sent(first, 0)[1] == {"control": {"finalize": {}}}
+    assert _sent(second, 4800) == [
+        {"audio": [4800, 9600]},
+        {"control": {"finalize": {"channel": 0}}},
+        {"audio": [9600, 12800]},
+    ]
+
+
+def test_closing_transcribe_sync_early_ends_its_loop_and_stops_a_blocked_source(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """The caller closes the blocking iterator after the first response while the source is
+    blocked in a read: the call's loop thread has ended when close() returns, and once the
+    read returns the reader thread reads nothing more and closes the source in its own thread."""
+    release = threading.Event()
+    reads: list[int] = []
+    closed_in: list[str] = []
+
+    def microphone() -> Iterator[bytes]:
+        try:
+            for n in itertools.count():
+                reads.append(n)
+                yield _CONTROL_AUDIO[:3200]
+                release.wait(60 * TIMING)  # a blocking device read
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    responses = transcribe_sync(resuming_endpoint.addr, microphone(), _CONTROL_CONFIG)
+    assert next(responses).WhichOneof("response") == "session_started"
+    assert _eventually(lambda: len(reads) == 1 and bool(resuming_endpoint.calls))
+    responses.close()
+    assert [t.name for t in threading.enumerate() if t.name == "transcribe"] == []
+    release.set()
+    assert _eventually(lambda: closed_in == ["audio-reader"]), closed_in
+    assert not any(t.name == "audio-reader" and t.is_alive() for t in threading.enumerate())
+    assert reads == [0, 1]  # the read in progress returned; no read after it
+
+
+async def test_without_resume_controls_are_sent_once_and_kept_for_nothing(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """Containerised audio (nothing to resume by) sends the controls in order all the same."""
+    responses = [r async for r in transcribe(resuming_endpoint.addr, _CONTROL_ITEMS, StreamingConfig())]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    assert [next(iter(item)) for item in _sent(call, 0)] == ["audio", "control"] * 3 + ["audio"]
+
+
+async def test_chunks_cut_within_frames_are_sent_as_whole_frames(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """Stereo linear16 (4-byte frames) given in pieces cut within frames, as a pipe delivers
+    it: each audio message is whole frames (a frame cut short waits for its rest), the last
+    bytes of a stream that ends within a frame go at the end, and all of it arrives in order."""
+    audio = _CONTROL_AUDIO[:4001]
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, channels=2)
+
+    def received() -> int:
+        calls = resuming_endpoint.calls
+        return sum(len(r.audio) for r in calls[0].requests) if calls else 0
+
+    async def pipe() -> AsyncIterator[bytes]:
+        given = 0
+        for size in (3, 5, 7, 1001, 2985):
+            yield audio[given : given + size]
+            given += size
+            deadline = time.monotonic() + 30 * TIMING
+            while given < len(audio) and received() < given - given % 4:  # whole frames sent
+                assert time.monotonic() < deadline, (given, received())
+                await asyncio.sleep(0.01)
+
+    responses = [r async for r in transcribe(resuming_endpoint.addr, pipe(), config)]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    sizes = [len(r.audio) for r in call.requests]
+    assert b"".join(r.audio for r in call.requests) == audio
+    assert sizes[:3] == [8, 4, 1004], sizes  # 3 bytes wait; 8; 15 -> 12; 1016
+    assert sizes[3:] in ([2984, 1], [2985]), sizes
+
+
+async def test_a_buffer_barely_over_a_frame_still_passes_every_byte(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    """`max_buffer_bytes` 5 for 4-byte frames, audio in 3-byte pieces: a frame cut short waits
+    unsent in the buffer, and the application's next piece still fits beside it."""
+    audio = _CONTROL_AUDIO[:401]
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=16000, channels=2)
+    chunks = audio_io.split_chunks(audio, 3)
+    responses = [
+        r async for r in transcribe(resuming_endpoint.addr, chunks, config, resume=Resume(max_buffer_bytes=5))
+    ]
+    assert [r.WhichOneof("response") for r in responses] == ["session_started", "summary"]
+    (call,) = resuming_endpoint.calls
+    assert b"".join(r.audio for r in call.requests) == audio
+    with pytest.raises(ValueError, match="must hold a sample frame"):
+        async for _ in transcribe(resuming_endpoint.addr, chunks, config, resume=Resume(max_buffer_bytes=3)):
+            pass
+
+
+async def test_an_item_that_is_neither_audio_nor_a_control_is_raised(
+    resuming_endpoint: _ResumingEndpoint,
+) -> None:
+    items: list[Any] = [_CONTROL_AUDIO[:3200], "finalize"]  # a mistake the types would catch
+    with pytest.raises(TypeError, match="not str"):
+        async for _ in transcribe(resuming_endpoint.addr, items, _CONTROL_CONFIG):
+            pass
+    (call,) = resuming_endpoint.calls
+    assert _sent(call, 0) == [{"audio": [0, 3200]}]  # what came before it was sent
+
+
 # --- the library against a live gateway -----------------------------------------------------
 
 
@@ -272,6 +742,39 @@ def test_sync_transcribe_yields_the_same_sequence(live_gateway: str, speech_clip
     kinds = [r.WhichOneof("response") for r in responses]
     assert kinds[0] == "session_started"
     assert kinds[-1] == "summary"
+    assert speech_clip.recall(_text(_finals(responses))) >= MIN_RECALL
+
+
+@live
+async def test_a_finalize_mid_stream_comes_back_final_from_finalize(
+    live_gateway: str, speech_clip: Clip
+) -> None:
+    """Four seconds of speech, a Finalize, and only once its result is back the rest: the
+    engine answers the Finalize with a final result marked from_finalize that ends where the
+    audio before it ends, and the whole transcript is still the clip's."""
+    pcm, rate = _pcm(speech_clip)
+    cut = rate * 2 * 4
+    finalized = asyncio.Event()
+
+    async def audio() -> AsyncIterator[bytes | pb.Control]:
+        for chunk in audio_io.split_chunks(pcm[:cut], rate // 5):
+            yield chunk
+        yield finalize()
+        await asyncio.wait_for(finalized.wait(), 60 * TIMING)  # raised, and so failed, if never
+        for chunk in audio_io.split_chunks(pcm[cut:], rate // 5):
+            yield chunk
+
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=rate)
+    responses: list[StreamTranscribeResponse] = []
+    async for response in transcribe(live_gateway, audio(), config):
+        responses.append(response)
+        if response.WhichOneof("response") == "result" and response.result.from_finalize:
+            finalized.set()
+    by_finalize = [r for r in _finals(responses) if r.from_finalize]
+    assert by_finalize, [r.WhichOneof("response") for r in responses]
+    end = by_finalize[0].start_seconds + by_finalize[0].duration_seconds
+    assert end == pytest.approx(4.0, abs=0.05)
+    assert by_finalize[0].is_final
     assert speech_clip.recall(_text(_finals(responses))) >= MIN_RECALL
 
 
@@ -477,16 +980,44 @@ def test_tls_trusts_the_ca_file(
 @live
 @pytest.mark.slow
 def test_interrupt_ends_the_audio_and_prints_what_is_left(
-    program: list[str], live_gateway: str, interrupt_client: InterruptClient, speech_clip: Clip
+    program: list[str], live_gateway: str, speech_clip: Clip
 ) -> None:
-    """Ctrl+C during real-time streaming half-closes: the results so far print, exit 0."""
-    run = interrupt_client(
-        [*program, "--addr", live_gateway, "--file", str(speech_clip.path), "--json"], after_s=[4.0], env=ENV
+    """Ctrl+C during real-time streaming half-closes: the results so far print, exit 0.
+
+    The Ctrl+C comes four seconds after the session started (its first JSON line), not after
+    the process started: on a loaded machine start-up alone can take most of four seconds."""
+    run = _interrupt_after_first_line(
+        [*program, "--addr", live_gateway, "--file", str(speech_clip.path), "--json"], after_s=4.0
     )
     assert run.returncode == 0, run.describe()
     objects = [json.loads(line) for line in run.lines]
     assert list(objects[-1]) == ["summary"], run.describe()
     assert 2.0 < objects[-1]["summary"]["audioReceivedSeconds"] < speech_clip.duration_s - 2.0
+
+
+def _interrupt_after_first_line(args: list[str], *, after_s: float) -> ClientRun:
+    """Runs a client, sends SIGINT `after_s` seconds after its first stdout line, and waits."""
+    with subprocess.Popen(
+        args,
+        cwd=REPO,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # "" if it ended without a line: then no signal
+        if first:
+            time.sleep(after_s)  # the client's own clock runs in its process: nothing to await here
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = process.communicate(timeout=CLIENT_TIMEOUT_S * TIMING)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+    return ClientRun(args, process.returncode, first + stdout, stderr)
 
 
 def test_second_interrupt_cancels_with_130(
@@ -607,6 +1138,50 @@ async def test_a_rolling_restart_loses_and_repeats_no_word(
     assert len(fleet.terminated) == 1
     assert [e.error.status_name for e in events] == ["UNAVAILABLE"], events
     assert "shutting down" in events[0].error.details, events
+
+
+@live
+@pytest.mark.slow
+async def test_finalizes_across_a_rolling_restart_lose_and_repeat_no_word(standin_replicas: Fleet) -> None:
+    """Counter audio at real time with a Finalize every 7 blocks (the stand-in answers each
+    with a from_finalize result), through nginx; the replica serving it is SIGTERMed
+    mid-stream. The transcript is still w0 ... w149 exactly, times monotonic, and Finalizes
+    keep coming back from_finalize after the resume."""
+    fleet = standin_replicas
+    blocks = 150
+    audio = counter_audio(0, blocks)
+    items: list[bytes | pb.Control] = []
+    for first in range(0, blocks, 7):
+        items.extend(
+            audio_io.split_chunks(audio[first * BLOCK_BYTES : (first + 7) * BLOCK_BYTES], 2 * BLOCK_BYTES)
+        )
+        items.append(finalize())
+
+    async def paced() -> AsyncIterator[bytes | pb.Control]:
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        for item in items:
+            if isinstance(item, bytes):
+                await asyncio.sleep(max(start + sent / (SAMPLE_RATE * 2) - loop.time(), 0))
+                sent += len(item)
+            yield item
+
+    config = StreamingConfig(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate=SAMPLE_RATE)
+    events: list[ResumeEvent] = []
+    finals: list[pb.Result] = []
+    finalized_after_resume = 0
+    async for response in transcribe(fleet.address, paced(), config, on_resume=events.append):
+        if response.WhichOneof("response") == "result" and response.result.is_final:
+            finals.append(response.result)
+            finalized_after_resume += bool(events) and response.result.from_finalize
+            if not fleet.terminated and len(words(_text(_spoken(finals)))) >= 40:
+                await asyncio.to_thread(fleet.terminate_serving)
+    spoken = _spoken(finals)
+    assert len(fleet.terminated) == 1
+    assert [e.error.status_name for e in events] == ["UNAVAILABLE"], events
+    assert words(_text(spoken)) == [f"w{n}" for n in range(blocks)], _word_diff([], spoken, events)
+    _assert_monotonic(spoken)
+    assert finalized_after_resume > 0, _word_diff([], spoken, events)
 
 
 def _spoken(finals: list[pb.Result]) -> list[pb.Result]:

@@ -29,6 +29,8 @@ sealed class AudioSource : IDisposable
     HttpClient? _http;
     HttpResponseMessage? _response;
     Stream? _stream;
+    // Bytes of a sample frame cut short by the last read of a stream, sent with the next chunk.
+    byte[] _partial = [];
 
     AudioSource(string label) => Label = label;
 
@@ -39,6 +41,9 @@ sealed class AudioSource : IDisposable
     /// <summary>Bytes per second of audio; 0 when unknown (an HTTP stream of compressed audio).</summary>
     public int ByteRate { get; private set; }
     public int ChunkBytes { get; private set; }
+    /// <summary>Bytes of one sample of every channel (1 for containerised audio): every chunk of
+    /// raw audio is a whole number of them (clients/testdata/README.md).</summary>
+    public int FrameBytes { get; private set; } = 1;
 
     public static async Task<AudioSource> OpenAsync(Options o, CancellationToken cancellationToken)
     {
@@ -49,6 +54,7 @@ sealed class AudioSource : IDisposable
         frame = Math.Max(frame, 1);
         var rate = source.ByteRate > 0 ? source.ByteRate : AudioPlan.AssumedByteRate;
         source.ChunkBytes = Math.Max(frame, (int)((long)rate * o.ChunkMs / 1000) / frame * frame);
+        source.FrameBytes = frame;
         return source;
     }
 
@@ -113,8 +119,10 @@ sealed class AudioSource : IDisposable
     }
 
     /// <summary>
-    /// Reads the next chunk: a full one from a file, what has arrived from an HTTP stream. 0 at
-    /// the end of the audio.
+    /// Reads the next chunk: a full one from a file, what has arrived from stdin or an HTTP
+    /// stream, in whole sample frames (a frame cut short waits for its rest; a stream that ends
+    /// within a frame sends what it has). 0 at the end of the audio. <paramref name="buffer"/>
+    /// must hold at least one frame (<see cref="ChunkBytes"/> does).
     /// </summary>
     public async ValueTask<int> ReadAsync(byte[] buffer, CancellationToken cancellationToken)
     {
@@ -125,14 +133,33 @@ sealed class AudioSource : IDisposable
             _filePosition += chunk.Length;
             return chunk.Length;
         }
-        try
+        var held = _partial.Length;
+        _partial.CopyTo(buffer, 0);
+        _partial = [];
+        while (true)
         {
-            return await _stream.ReadAsync(buffer, cancellationToken);
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException)
-        {
-            cancellationToken.ThrowIfCancellationRequested(); // Ctrl+C, not a failure
-            throw new InputException("UNAVAILABLE", $"cannot read {Label}: {e.Message}", e);
+            int read;
+            try
+            {
+                read = await _stream.ReadAsync(buffer.AsMemory(held), cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                cancellationToken.ThrowIfCancellationRequested(); // Ctrl+C, not a failure
+                throw new InputException("UNAVAILABLE", $"cannot read {Label}: {e.Message}", e);
+            }
+            if (read == 0)
+            {
+                return held; // the end: a truncated last frame goes as it is, the gateway judges it
+            }
+            held += read;
+            var whole = AudioPlan.WholeFrames(held, FrameBytes);
+            if (whole > 0)
+            {
+                _partial = buffer.AsSpan(whole, held - whole).ToArray();
+                return whole;
+            }
+            // Less than one frame so far: read on, into the same buffer (no chunk to send yet).
         }
     }
 

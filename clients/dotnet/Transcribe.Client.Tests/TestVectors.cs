@@ -58,6 +58,20 @@ public class TestVectors
         Assert.Equal(want["resumable"]!.GetValue<bool>(), Resumption.FrameBytes(config) is not null);
     }
 
+    [Theory]
+    [MemberData(nameof(Plans))]
+    public void LiveReadsAreSentInWholeFrames(string file)
+    {
+        var want = ReadJson("wav/plans.json")["plans"]!.AsArray().Single(p => p!["file"]!.GetValue<string>() == file)!;
+        var frame = want["frame_bytes"]!.GetValue<int>();
+        for (var length = 0; length <= 3 * frame + 1; length++)
+        {
+            var whole = AudioPlan.WholeFrames(length, frame);
+            Assert.Equal(0, whole % frame);
+            Assert.InRange(length - whole, 0, frame - 1); // less than a frame waits for its rest
+        }
+    }
+
     static List<StreamTranscribeResponse> Recorded() =>
         Lines("responses/recorded.jsonl").Select(line => JsonParser.Default.Parse<StreamTranscribeResponse>(line)).ToList();
 

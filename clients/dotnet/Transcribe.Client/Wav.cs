@@ -110,6 +110,14 @@ public sealed record AudioPlan(
         return new AudioPlan(encoding, sampleRate, channels, rate, frame, chunk, offset, length);
     }
 
+    /// <summary>
+    /// How many of <paramref name="length"/> bytes read from a live input (stdin, an HTTP
+    /// stream) make whole frames of <paramref name="frameBytes"/>: those are sent now, the rest
+    /// of a frame cut short waits for the next read (clients/testdata/README.md, frame_bytes).
+    /// </summary>
+    public static int WholeFrames(int length, int frameBytes) =>
+        frameBytes <= 1 ? length : length - length % frameBytes;
+
     /// <summary>Byte rate of raw audio (channels 0 counts as 1), or 0 when it is not fixed.</summary>
     public static int RawByteRate(AudioEncoding encoding, uint sampleRate, uint channels)
     {

@@ -15,9 +15,17 @@ import struct
 import threading
 import urllib.request
 import wave
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 __all__ = [
     "FALLBACK_BYTES_PER_SECOND",
@@ -42,6 +50,8 @@ MAX_HEADER_BYTES = 1024 * 1024
 #: Bytes per sample of the raw encodings whose byte rate follows from the sample rate.
 _SAMPLE_WIDTHS = {"linear16": 2, "linear32": 4, "mulaw": 1, "alaw": 1}
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +184,17 @@ async def read_input(
     reads = thread_chunks(_reads(stream, 65536))
     head = b""
     plan = None
-    async for piece in reads:
-        head += piece
-        plan = plan_audio(head, encoding=encoding, sample_rate=sample_rate, chunk_ms=chunk_ms, complete=False)
-        if plan is not None:
-            break
+    try:
+        async for piece in reads:
+            head += piece
+            plan = plan_audio(
+                head, encoding=encoding, sample_rate=sample_rate, chunk_ms=chunk_ms, complete=False
+            )
+            if plan is not None:
+                break
+    except BaseException:
+        await reads.aclose()  # now, not when collected: the reader thread stops reading
+        raise
     if plan is None:  # the input ended within its first bytes
         plan = plan_audio(head, encoding=encoding, sample_rate=sample_rate, chunk_ms=chunk_ms)
         assert plan is not None
@@ -283,19 +299,27 @@ async def until(stop: asyncio.Event, chunks: Iterable[bytes] | AsyncIterable[byt
             await iterator.aclose()
 
 
-async def thread_chunks(chunks: Iterable[bytes], *, queue_size: int = 64) -> AsyncIterator[bytes]:
+async def thread_chunks(chunks: Iterable[T], *, queue_size: int = 64) -> AsyncGenerator[T, None]:
     """Yields the items of a blocking iterable (a pipe's reads, a microphone) read on a daemon
-    thread and handed over through a bounded queue; its exceptions are raised here."""
-    return_items = _Handover(queue_size)
+    thread and handed over through a bounded queue; its exceptions are raised here.
+
+    Once this generator is closed the thread reads nothing more: it stops after the read in
+    progress returns, closing `chunks` there if it is a generator (in the thread that runs it,
+    so its `finally` and `with` blocks run, an HTTP response is closed)."""
+    return_items: _Handover[T] = _Handover(queue_size)
 
     def read() -> None:
+        iterator = iter(chunks)
         try:
-            for chunk in chunks:
-                if not return_items.put(chunk):
+            for chunk in iterator:
+                if not return_items.put(_Item(chunk)):
                     return
             return_items.put(None)
         except BaseException as exc:  # handed to the event loop and re-raised there
             return_items.put(exc)
+        finally:
+            if isinstance(iterator, Generator):
+                iterator.close()
 
     async for item in return_items.run(read, "audio-reader"):
         yield item
@@ -320,22 +344,28 @@ async def http_chunks(
         yield chunk
 
 
-class _Handover:
+@dataclass(frozen=True, slots=True)
+class _Item(Generic[T]):
+    value: T
+
+
+class _Handover(Generic[T]):
     """A blocking producer thread feeding an event loop, at most `size` items in flight.
 
     The thread never creates a coroutine: it takes a slot from a thread semaphore and schedules
     a plain `put_nowait` on the loop. A coroutine made in the thread and left unawaited because
-    the loop closed first would be reported as "never awaited" when it is collected.
+    the loop closed first would be reported as "never awaited" when it is collected. Items are
+    wrapped, so that any value (None, an exception object) passes as itself.
     """
 
     def __init__(self, size: int) -> None:
         # Unbounded by itself: the slots bound it.
-        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item[T] | BaseException | None] = asyncio.Queue()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def put(self, item: bytes | BaseException | None) -> bool:
+    def put(self, item: _Item[T] | BaseException | None) -> bool:
         """From the thread: hands `item` over; False once nobody listens any more."""
         assert self._loop is not None
         while not self._slots.acquire(timeout=0.5):
@@ -349,7 +379,7 @@ class _Handover:
             return False
         return True
 
-    async def run(self, target: Callable[[], None], name: str) -> AsyncIterator[bytes]:
+    async def run(self, target: Callable[[], None], name: str) -> AsyncIterator[T]:
         self._loop = asyncio.get_running_loop()
         threading.Thread(target=target, name=name, daemon=True).start()
         try:
@@ -360,7 +390,7 @@ class _Handover:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield item.value
         finally:
             self._closed.set()
 

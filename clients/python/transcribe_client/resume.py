@@ -8,7 +8,10 @@ the gateway reports them (`start_offset_seconds` included).
 
 `AudioBuffer` holds the audio not yet committed (bounded), `commit_byte` says how much a final
 result lets go, `plan_resume` says what the next call resends, and `backoff_s` how long to wait.
-The rules are those of `clients/testdata/README.md`, which every client language shares.
+`ControlLog` holds the controls (Finalize, KeepAlive) at the byte positions where they were
+given, so a call sends them in order with the audio and a resume resends a Finalize that lies in
+the resent audio at the same place. The rules are those of `clients/testdata/README.md`, which
+every client language shares.
 """
 
 from __future__ import annotations
@@ -16,15 +19,27 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 __all__ = [
+    "MAX_KEPT_CONTROLS",
     "AudioBuffer",
+    "ControlLog",
+    "PlacedControl",
     "RawFormat",
     "ResumePlan",
     "backoff_s",
     "commit_byte",
+    "kept_for_resend",
     "plan_resume",
+    "send_until",
 ]
+
+#: Most controls a `ControlLog` holds by default (sent Finalizes kept for a resume, and unsent
+#: controls of any kind).
+MAX_KEPT_CONTROLS = 1024
+
+T = TypeVar("T")
 
 #: Margin kept before a final result's end, so that times rounded to microseconds never let go
 #: of a byte the gateway still counts as uncommitted.
@@ -76,6 +91,26 @@ def plan_resume(
     if resend_from < kept_from_byte:
         return None
     return ResumePlan(committed_seconds, resend_from)
+
+
+def send_until(
+    position: int, end: int, frame_bytes: int, limit: int, *, ended: bool, control_at: int | None
+) -> int:
+    """Where the next audio message from `position` ends (`position`: nothing to send yet).
+
+    At most `limit` bytes, up to the audio given so far (`end`), and on a whole sample frame
+    counted from the first byte (clients/testdata/README.md: chunks are whole frames): a frame
+    cut short waits for its rest. Two exceptions: the audio has ended (its last bytes go as
+    they are), or the next control (`control_at`) comes first (the message stops there, even
+    within a frame, so that the control keeps its place).
+    """
+    stop = min(end, position + limit)
+    if control_at is not None and control_at <= stop:
+        return max(control_at, position)
+    if ended and stop == end:
+        return stop
+    aligned = stop - stop % max(frame_bytes, 1)
+    return max(aligned, position)
 
 
 def backoff_s(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
@@ -155,3 +190,99 @@ class AudioBuffer:
                 out += chunk[begin : begin + limit - len(out)]
             offset += len(chunk)
         return bytes(out)
+
+
+def kept_for_resend(command: str | None) -> bool:
+    """Whether a sent control (by its `Control.command` name) is kept to be resent by a resume.
+
+    A Finalize is: it changes which results come back (final, `from_finalize`) for the audio
+    before it. A KeepAlive is not: it only matters live, and a new call needs none.
+    """
+    return command == "finalize"
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedControl(Generic[T]):
+    """A control given after the audio before byte `position`; `seq` orders all controls."""
+
+    seq: int
+    position: int
+    control: T
+    resend: bool
+
+
+class ControlLog(Generic[T]):
+    """The controls given so far, each at the byte position of the audio it follows.
+
+    A call sends a control after the audio before its position and before the audio after it
+    (`next_from`, `sent`). Once sent, a control that only matters live (`resend=False`, or the
+    same control already kept at the same position) is let go; one kept for resending stays
+    until its position is committed (`commit`) or a resume starts at or after it (`rewind`),
+    and a resume sends it again before the audio after its position. Holds at most `max_kept`:
+    past that it drops its oldest sent control (a resume then does not resend it), never
+    unsent ones (`room` is False until the next is sent).
+    """
+
+    def __init__(self, max_kept: int = MAX_KEPT_CONTROLS) -> None:
+        if max_kept <= 0:
+            raise ValueError("max_kept must be positive")
+        self.max_kept = max_kept
+        self._entries: deque[PlacedControl[T]] = deque()
+        self._next_seq = 0
+        #: Controls with a lower seq were sent by the current call (they are the oldest ones).
+        self.sent_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def entries(self) -> tuple[PlacedControl[T], ...]:
+        return tuple(self._entries)
+
+    def room(self) -> bool:
+        """Whether a control can be added now."""
+        return len(self._entries) < self.max_kept or self._entries[0].seq < self.sent_seq
+
+    def add(self, position: int, control: T, *, resend: bool) -> PlacedControl[T]:
+        """Adds `control` after the audio before `position` (the end of the audio so far)."""
+        if not self.room():
+            raise OverflowError("no room: every kept control is still unsent")
+        if self._entries and position < self._entries[-1].position:
+            raise ValueError("controls are added in the order of the audio")
+        if resend and any(
+            e.resend and e.position == position and e.control == control for e in self._entries
+        ):
+            resend = False  # the same control at the same place: resending one is enough
+        entry = PlacedControl(self._next_seq, position, control, resend)
+        self._next_seq += 1
+        self._entries.append(entry)
+        if len(self._entries) > self.max_kept:
+            self._entries.popleft()  # the oldest, sent (room said so)
+        return entry
+
+    def next_from(self, seq: int) -> PlacedControl[T] | None:
+        """The first control a call whose cursor is at `seq` has still to send."""
+        return next((e for e in self._entries if e.seq >= seq), None)
+
+    def sent(self, entry: PlacedControl[T]) -> None:
+        """The current call has sent `entry` (and every control before it)."""
+        self.sent_seq = max(self.sent_seq, entry.seq + 1)
+        if not entry.resend:
+            self._entries = deque(e for e in self._entries if e.seq != entry.seq)
+
+    def commit(self, position: int) -> None:
+        """The audio before `position` has its final results: its sent controls go."""
+        self._drop_sent_through(position)
+
+    def rewind(self, position: int) -> int:
+        """A resume resends the audio from `position`: the sent controls at or before it go
+        (their audio is committed), the later ones are to be sent again. Returns the seq the
+        next call's cursor starts at."""
+        self._drop_sent_through(position)
+        self.sent_seq = self._entries[0].seq if self._entries else self._next_seq
+        return self.sent_seq
+
+    def _drop_sent_through(self, position: int) -> None:
+        self._entries = deque(
+            e for e in self._entries if not (e.seq < self.sent_seq and e.position <= position)
+        )
