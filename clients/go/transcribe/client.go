@@ -120,12 +120,6 @@ func transportCredentials(o Options) (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
-// control is a Control request at a byte position of the audio.
-type control struct {
-	at  int64
-	req *transcribev1.Control
-}
-
 // Stream is one transcription, over one or more calls. Send, Finalize and CloseSend may be
 // called from one goroutine while another calls Recv.
 type Stream struct {
@@ -135,11 +129,13 @@ type Stream struct {
 	cfg    *transcribev1.StreamingConfig
 	format *RawFormat // nil: nothing to resume by
 	opts   ResumeOptions
+	// frameBytes: raw audio goes in whole sample frames (1 for containerised audio).
+	frameBytes int64
 
 	mu       sync.Mutex
 	changed  *sync.Cond
 	buf      AudioBuffer
-	controls []control
+	controls ControlLog
 	closed   bool  // CloseSend was called
 	sentTo   int64 // one past the last byte the current call has sent
 
@@ -161,8 +157,16 @@ func (c *Client) Stream(ctx context.Context, cfg *transcribev1.StreamingConfig) 
 		buf: AudioBuffer{MaxBytes: c.opts.Resume.MaxBufferBytes},
 		out: make(chan *transcribev1.StreamTranscribeResponse, 64),
 	}
-	if !s.opts.Disabled {
-		s.format = RawFormatOf(cfg)
+	s.frameBytes = 1
+	if f := RawFormatOf(cfg); f != nil {
+		s.frameBytes = f.FrameBytes()
+		if !s.opts.Disabled {
+			s.format = f
+		}
+	}
+	if s.buf.MaxBytes < s.frameBytes {
+		cancel()
+		return nil, fmt.Errorf("MaxBufferBytes (%d) must hold a sample frame (%d bytes)", s.buf.MaxBytes, s.frameBytes)
 	}
 	s.changed = sync.NewCond(&s.mu)
 	context.AfterFunc(ctx, func() { s.mu.Lock(); s.changed.Broadcast(); s.mu.Unlock() })
@@ -170,10 +174,13 @@ func (c *Client) Stream(ctx context.Context, cfg *transcribev1.StreamingConfig) 
 	return s, nil
 }
 
-// Send queues audio; it blocks while the kept audio is at its bound and not yet sent.
+// Send queues audio; it blocks while the kept audio is at its bound and not yet sent. Raw
+// audio goes out in whole sample frames: a frame cut short waits for its rest (or CloseSend).
 func (s *Stream) Send(audio []byte) error {
+	// Pieces leave room for a frame cut short that waits unsent for its rest.
+	pieceBytes := s.buf.MaxBytes - s.frameBytes + 1
 	for len(audio) > 0 {
-		piece := audio[:min(int64(len(audio)), s.buf.MaxBytes)]
+		piece := audio[:min(int64(len(audio)), pieceBytes)]
 		audio = audio[len(piece):]
 		s.mu.Lock()
 		for s.buf.Room(s.sentTo) < int64(len(piece)) && s.ctx.Err() == nil && !s.closed {
@@ -190,18 +197,32 @@ func (s *Stream) Send(audio []byte) error {
 	return nil
 }
 
-// Finalize asks the upstream to finalize the audio sent so far (in order with the audio).
+// Finalize asks the upstream to finalize the audio sent so far (in order with the audio). A
+// resume that resends audio from before it sends it again at the same place.
 func (s *Stream) Finalize() error {
-	return s.sendControl(&transcribev1.Control{Command: &transcribev1.Control_Finalize{Finalize: &transcribev1.Finalize{}}})
+	return s.SendControl(&transcribev1.Control{Command: &transcribev1.Control_Finalize{Finalize: &transcribev1.Finalize{}}})
 }
 
-func (s *Stream) sendControl(c *transcribev1.Control) error {
+// KeepAlive sends a KeepAlive in order with the audio (never resent: it only matters live).
+func (s *Stream) KeepAlive() error {
+	return s.SendControl(&transcribev1.Control{Command: &transcribev1.Control_KeepAlive{KeepAlive: &transcribev1.KeepAlive{}}})
+}
+
+// SendControl queues c after the audio sent so far; it blocks while the kept controls are at
+// their bound and not yet sent. A resume sends a Finalize again at its place
+// (clients/testdata/README.md, controls.json).
+func (s *Stream) SendControl(c *transcribev1.Control) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("the stream is closed")
+	for !s.controls.Room() && s.ctx.Err() == nil && !s.closed {
+		s.changed.Wait()
 	}
-	s.controls = append(s.controls, control{at: s.buf.End(), req: c})
+	if err := s.ctx.Err(); err != nil || s.closed {
+		return errors.Join(errors.New("the stream is closed"), err)
+	}
+	if err := s.controls.Add(s.buf.End(), c, s.format != nil); err != nil {
+		return err
+	}
 	s.changed.Broadcast()
 	return nil
 }
@@ -241,12 +262,12 @@ func (s *Stream) deliver(resp *transcribev1.StreamTranscribeResponse) bool {
 func (s *Stream) run() {
 	defer close(s.out)
 	defer s.cancel()
-	var startByte int64
+	var startByte, startSeq int64
 	offset := s.cfg.GetStartOffsetSeconds()
 	attempt, openedOnce := 0, false
 	stub := transcribev1.NewTranscribeServiceClient(s.client.conn)
 	for {
-		outcome := s.call(stub, startByte, offset, &openedOnce)
+		outcome := s.call(stub, startByte, startSeq, offset, &openedOnce)
 		if outcome.err == nil {
 			s.err = io.EOF
 			return
@@ -286,6 +307,7 @@ func (s *Stream) run() {
 		s.mu.Lock()
 		resend := s.sentTo - plan.ResendFromByte
 		s.buf.DropBefore(plan.ResendFromByte)
+		startSeq = s.controls.Rewind(plan.ResendFromByte)
 		// The bound counts as sent only what the next call has sent.
 		s.sentTo = plan.ResendFromByte
 		s.mu.Unlock()
@@ -308,8 +330,9 @@ type callOutcome struct {
 	progressed bool   // a final result arrived
 }
 
-// call runs one StreamTranscribe call from startByte with start_offset_seconds offset.
-func (s *Stream) call(stub transcribev1.TranscribeServiceClient, startByte int64, offset float64, openedOnce *bool) (outcome callOutcome) {
+// call runs one StreamTranscribe call from startByte and control startSeq with
+// start_offset_seconds offset.
+func (s *Stream) call(stub transcribev1.TranscribeServiceClient, startByte, startSeq int64, offset float64, openedOnce *bool) (outcome callOutcome) {
 	callCtx, cancelCall := context.WithCancel(s.ctx)
 	defer cancelCall()
 	cfg := proto.Clone(s.cfg).(*transcribev1.StreamingConfig)
@@ -322,7 +345,7 @@ func (s *Stream) call(stub transcribev1.TranscribeServiceClient, startByte int64
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
-		s.send(callCtx, stream, cfg, startByte, opened, paused)
+		s.send(callCtx, stream, cfg, startByte, startSeq, opened, paused)
 	}()
 	defer func() { cancelCall(); <-senderDone }()
 
@@ -375,7 +398,9 @@ func (s *Stream) call(stub transcribev1.TranscribeServiceClient, startByte int64
 						committed = min(committed, d)
 					}
 					s.mu.Lock()
-					s.buf.DropBefore(min(CommitByte(*s.format, startByte, offset, committed), s.sentTo))
+					keep := min(CommitByte(*s.format, startByte, offset, committed), s.sentTo)
+					s.buf.DropBefore(keep)
+					s.controls.Commit(keep)
 					s.changed.Broadcast()
 					s.mu.Unlock()
 				}
@@ -389,9 +414,10 @@ func (s *Stream) call(stub transcribev1.TranscribeServiceClient, startByte int64
 }
 
 // send writes the config, then (once the session is open) the kept audio and controls from
-// pos on as they come, then half-closes. After going_away it writes nothing more: grpc-go would
-// report a write racing with the call's end, and the gateway takes no more audio anyway.
-func (s *Stream) send(ctx context.Context, stream grpc.BidiStreamingClient[transcribev1.StreamTranscribeRequest, transcribev1.StreamTranscribeResponse], cfg *transcribev1.StreamingConfig, pos int64, opened, paused <-chan struct{}) {
+// pos and control seq on as they come, then half-closes. After going_away it writes nothing
+// more: grpc-go would report a write racing with the call's end, and the gateway takes no more
+// audio anyway.
+func (s *Stream) send(ctx context.Context, stream grpc.BidiStreamingClient[transcribev1.StreamTranscribeRequest, transcribev1.StreamTranscribeResponse], cfg *transcribev1.StreamingConfig, pos, seq int64, opened, paused <-chan struct{}) {
 	if stream.Send(&transcribev1.StreamTranscribeRequest{Request: &transcribev1.StreamTranscribeRequest_Config{Config: cfg}}) != nil {
 		return
 	}
@@ -408,12 +434,20 @@ func (s *Stream) send(ctx context.Context, stream grpc.BidiStreamingClient[trans
 			return false
 		}
 	}
+	// next is the control still to send and where the audio message from pos would end.
+	next := func() (*PlacedControl, int64) {
+		c, at := s.controls.Next(seq), int64(-1)
+		if c != nil {
+			at = c.At
+		}
+		return c, SendUntil(pos, s.buf.End(), s.frameBytes, maxChunkBytes, s.closed, at)
+	}
 	for {
 		s.mu.Lock()
-		next := s.nextControl(pos)
-		for s.buf.End() <= pos && next == nil && !s.closed && !isPaused() && ctx.Err() == nil {
+		ctl, until := next()
+		for (ctl == nil || ctl.At > pos) && until == pos && !s.closed && !isPaused() && ctx.Err() == nil {
 			s.changed.Wait()
-			next = s.nextControl(pos)
+			ctl, until = next()
 		}
 		if isPaused() || ctx.Err() != nil {
 			s.mu.Unlock()
@@ -421,20 +455,18 @@ func (s *Stream) send(ctx context.Context, stream grpc.BidiStreamingClient[trans
 		}
 		var req *transcribev1.StreamTranscribeRequest
 		switch {
-		case next != nil && next.at <= pos:
-			req = &transcribev1.StreamTranscribeRequest{Request: &transcribev1.StreamTranscribeRequest_Control{Control: next.req}}
-			s.dropControl(next)
-		case s.buf.End() > pos:
-			limit := maxChunkBytes
-			if next != nil {
-				limit = int(min(int64(limit), next.at-pos))
-			}
-			data, err := s.buf.Read(pos, limit)
+		case ctl != nil && ctl.At <= pos:
+			req = &transcribev1.StreamTranscribeRequest{Request: &transcribev1.StreamTranscribeRequest_Control{Control: ctl.Req}}
+			seq = ctl.Seq + 1
+			s.controls.Sent(ctl)
+			s.changed.Broadcast()
+		case until > pos:
+			data, err := s.buf.Read(pos, int(until-pos))
 			if err != nil { // cannot happen: the bound never drops unsent audio
 				s.mu.Unlock()
 				return
 			}
-			pos += int64(len(data))
+			pos = until
 			s.sentTo = max(s.sentTo, pos)
 			if s.format == nil {
 				s.buf.DropBefore(pos) // nothing to resend: keep nothing
@@ -449,26 +481,6 @@ func (s *Stream) send(ctx context.Context, stream grpc.BidiStreamingClient[trans
 		s.mu.Unlock()
 		if stream.Send(req) != nil {
 			return // Recv reports the call's status
-		}
-	}
-}
-
-// nextControl is the first control queued at or after pos (controls before pos were sent by
-// an earlier call, or are committed).
-func (s *Stream) nextControl(pos int64) *control {
-	for i := range s.controls {
-		if s.controls[i].at >= pos {
-			return &s.controls[i]
-		}
-	}
-	return nil
-}
-
-func (s *Stream) dropControl(c *control) {
-	for i := range s.controls {
-		if &s.controls[i] == c {
-			s.controls = append(s.controls[:i:i], s.controls[i+1:]...)
-			return
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -28,6 +29,11 @@ type drainingServer struct {
 	calls   int
 	offsets []float64
 	audio   [][]byte
+	// controls: per call, each control as its kind and the audio bytes of that call before it.
+	controls [][]string
+	// oddEnds: per call, where audio messages ending within a 16-bit sample end (in the
+	// call's own bytes).
+	oddEnds [][]int
 }
 
 func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transcribev1.StreamTranscribeRequest, transcribev1.StreamTranscribeResponse]) error {
@@ -40,6 +46,8 @@ func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transc
 	d.calls++
 	d.offsets = append(d.offsets, first.GetConfig().GetStartOffsetSeconds())
 	d.audio = append(d.audio, nil)
+	d.controls = append(d.controls, nil)
+	d.oddEnds = append(d.oddEnds, nil)
 	d.mu.Unlock()
 	if err := stream.Send(&transcribev1.StreamTranscribeResponse{Response: &transcribev1.StreamTranscribeResponse_SessionStarted{SessionStarted: &transcribev1.SessionStarted{SessionId: "s"}}}); err != nil {
 		return err
@@ -52,6 +60,20 @@ func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transc
 		}
 		if err != nil {
 			return err
+		}
+		if c := req.GetControl(); c != nil {
+			kind := "keep_alive"
+			if c.GetFinalize() != nil {
+				kind = "finalize"
+			}
+			d.mu.Lock()
+			d.controls[call] = append(d.controls[call], fmt.Sprintf("%s@%d", kind, len(got)))
+			d.mu.Unlock()
+		}
+		if len(req.GetAudio())%2 != 0 {
+			d.mu.Lock()
+			d.oddEnds[call] = append(d.oddEnds[call], len(got)+len(req.GetAudio()))
+			d.mu.Unlock()
 		}
 		got = append(got, req.GetAudio()...)
 		if call == 0 && len(got) >= 40000 {
@@ -161,5 +183,118 @@ func TestStreamWithoutResumeReturnsTheError(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 		return
+	}
+}
+
+func TestAResumeSendsTheUncommittedFinalizesAgainAtTheirPlace(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	fake := &drainingServer{}
+	transcribev1.RegisterTranscribeServiceServer(server, fake)
+	go server.Serve(lis)
+	defer server.Stop()
+	client, err := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, _ := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	// The first call fails after 40000 bytes with 32000 committed: the Finalize at 16000 is
+	// committed, the KeepAlive at 35200 was sent live, the one at 48000 comes after the resend
+	// point. Pieces of 3201 bytes cut frames, which must go whole all the same.
+	go func() {
+		audio := make([]byte, 64000)
+		for pos := 0; pos < len(audio); {
+			switch pos {
+			case 16005:
+				_ = stream.Finalize()
+			case 35211:
+				_ = stream.KeepAlive()
+			case 48015:
+				_ = stream.Finalize()
+			}
+			n := min(3201, len(audio)-pos)
+			_ = stream.Send(audio[pos : pos+n])
+			pos += n
+		}
+		_ = stream.CloseSend()
+	}()
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.calls != 2 {
+		t.Fatalf("calls %d", fake.calls)
+	}
+	if got := fake.controls[0]; len(got) < 2 || got[0] != "finalize@16005" || got[1] != "keep_alive@35211" {
+		t.Errorf("the first call got controls %v", got)
+	}
+	if got := fake.controls[1]; len(got) != 1 || got[0] != fmt.Sprintf("finalize@%d", 48015-32000) {
+		t.Errorf("the second call got controls %v, want the last finalize again at 16015", got)
+	}
+	if len(fake.audio[1]) != 64000-32000 {
+		t.Errorf("the second call got %d bytes", len(fake.audio[1]))
+	}
+}
+
+func TestRawAudioGoesInWholeFrames(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	fake := &drainingServer{}
+	transcribev1.RegisterTranscribeServiceServer(server, fake)
+	go server.Serve(lis)
+	defer server.Stop()
+	client, err := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, _ := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	audio := make([]byte, 64001) // the odd last byte goes as it is when the audio ends
+	for i := range audio {
+		audio[i] = byte(i * 7)
+	}
+	go func() {
+		for pos := 0; pos < len(audio); pos += 3201 { // pieces as a pipe delivers them
+			_ = stream.Send(audio[pos:min(pos+3201, len(audio))])
+		}
+		_ = stream.CloseSend()
+	}()
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	for call, start := range []int{0, 32000} {
+		for _, end := range fake.oddEnds[call] {
+			if start+end != len(audio) {
+				t.Errorf("call %d: an audio message ends at byte %d, within a sample", call, start+end)
+			}
+		}
+	}
+	if len(fake.oddEnds[1]) != 1 {
+		t.Errorf("the second call's odd messages end at %v, want the audio's end", fake.oddEnds[1])
+	}
+	if !bytes.Equal(fake.audio[1], audio[32000:]) {
+		t.Errorf("the second call got %d bytes, want the %d from byte 32000 on", len(fake.audio[1]), len(audio)-32000)
 	}
 }
