@@ -11,7 +11,7 @@ import grpc from '@grpc/grpc-js';
 import { contract, statusDetails } from './contract.js';
 import { DEFAULT_ADDR } from './defaults.js';
 import {
-  KeptAudio, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
+  KeptAudio, KeptControls, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
 } from './resume.js';
 
 export { DEFAULT_ADDR };
@@ -140,7 +140,7 @@ export class TranscribeClient {
 }
 
 /**
- * One transcription: `send` audio, `finalize`, `end`, and read the responses with
+ * One transcription: `send` audio, `finalize` (or `keepAlive`), `end`, and read the responses with
  * `for await`. Events: `resuming` `{attempt, error, resumePoint, delayMs, resendBytes,
  * summary}` before a new call is opened (`summary`: the failed call's, or null), `resumed`
  * `{attempt, sessionId, startOffsetSeconds}` once it has started. The application sees one
@@ -154,6 +154,7 @@ export class TranscribeStream extends EventEmitter {
   #options;
   #frame;
   #kept;
+  #controls = new KeptControls();
   #queue = [];
   #wakeReader = null;
   #wakePump = null;
@@ -200,9 +201,22 @@ export class TranscribeStream extends EventEmitter {
     await this.#write({ audio: chunk }, chunk);
   }
 
-  /** Asks for the results of the audio sent so far to come back final. */
+  /**
+   * Asks for the results of the audio sent so far to come back final. A resume that resends
+   * audio from before it sends it again at the same place.
+   */
   async finalize() {
-    await this.#write({ control: { finalize: {} } }, null);
+    await this.#control({ finalize: {} });
+  }
+
+  /** Sends a KeepAlive in order with the audio (never resent: it only matters live). */
+  async keepAlive() {
+    await this.#control({ keepAlive: {} });
+  }
+
+  async #control(control) {
+    if (this.#ended) throw new Error('control after end()');
+    await this.#write({ control }, null);
   }
 
   /** Half-closes: no more audio; the remaining results follow, then the stream ends. */
@@ -244,6 +258,8 @@ export class TranscribeStream extends EventEmitter {
     if (this.#done) throw this.#error ?? new Error('the stream is over');
     const call = this.#call;
     if (audio !== null) this.#kept.append(audio);
+    // Kept with the audio, so that a resume sends a Finalize again at its place.
+    else if (this.#kept.maxBytes > 0) this.#controls.add(this.#kept.sentBytes, request.control);
     // A write into a call that is failing still counts: the audio is kept and resent.
     if (!call.write(request)) await drained(call);
   }
@@ -260,8 +276,8 @@ export class TranscribeStream extends EventEmitter {
     call.on('error', () => {}); // read through the iterator below
     if (this.#cancelled) call.cancel();
     call.write({ config });
-    for (const chunk of replay) {
-      if (!call.write({ audio: chunk })) await drained(call);
+    for (const request of replay) {
+      if (!call.write(request)) await drained(call);
     }
     if (this.#ended && !call.writableEnded) call.end();
     this.#pump(call);
@@ -327,6 +343,7 @@ export class TranscribeStream extends EventEmitter {
         });
         if (byte > this.#streamStartByte) this.#attempt = 0; // progress: the count starts again
         this.#kept.dropBefore(byte);
+        this.#controls.dropThrough(byte);
       }
     }
     return true;
@@ -387,7 +404,8 @@ export class TranscribeStream extends EventEmitter {
     this.#commits.clear();
     // What the gateway answers for a failed resume is handled like any other failure: a
     // ResumePoint (committed 0 on a stream that never started) resends the same audio again.
-    const replay = this.#kept.from(plan.resendFromByte);
+    this.#controls.dropThrough(plan.resendFromByte);
+    const replay = this.#controls.resend(this.#kept.from(plan.resendFromByte), plan.resendFromByte);
     await this.#open({ ...this.#config, startOffsetSeconds: plan.startOffsetSeconds }, replay);
   }
 

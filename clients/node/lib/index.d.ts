@@ -6,10 +6,12 @@ import type { EventEmitter } from 'node:events';
 import type { StreamingConfig } from '../types/transcribe/v1/StreamingConfig.js';
 import type { StreamTranscribeResponse__Output } from '../types/transcribe/v1/StreamTranscribeResponse.js';
 import type { ResumePoint__Output } from '../types/transcribe/v1/ResumePoint.js';
+import type { Control } from '../types/transcribe/v1/Control.js';
 
 export type { StreamingConfig } from '../types/transcribe/v1/StreamingConfig.js';
 export type { StreamTranscribeResponse__Output as StreamTranscribeResponse } from '../types/transcribe/v1/StreamTranscribeResponse.js';
 export type { ResumePoint__Output as ResumePoint } from '../types/transcribe/v1/ResumePoint.js';
+export type { Control } from '../types/transcribe/v1/Control.js';
 export type { Result__Output as Result } from '../types/transcribe/v1/Result.js';
 
 /** A response as yielded: `JSON.stringify(response)` prints its proto3 JSON mapping. */
@@ -98,6 +100,8 @@ export declare class TranscribeStream extends EventEmitter implements AsyncItera
   send(chunk: Uint8Array): Promise<void>;
   /** Asks for the results of the audio sent so far to come back final. */
   finalize(): Promise<void>;
+  /** Sends a KeepAlive in order with the audio (a resume does not resend it). */
+  keepAlive(): Promise<void>;
   /** Half-closes: the remaining results follow, then the iteration ends. */
   end(): Promise<void>;
   cancel(): void;
@@ -155,6 +159,17 @@ export declare class KeptAudio {
   append(chunk: Uint8Array): void;
   dropBefore(byte: number): void;
   from(byte: number): Buffer[];
+}
+
+export declare const MAX_KEPT_CONTROLS: number;
+/** The Finalizes given so far at their byte positions, for a resume to send again. */
+export declare class KeptControls {
+  constructor(maxKept?: number);
+  readonly maxKept: number;
+  readonly entries: Array<{ position: number; control: Control }>;
+  add(position: number, control: Control): void;
+  dropThrough(position: number): void;
+  resend(chunks: Uint8Array[], fromByte: number): Array<{ audio: Uint8Array } | { control: Control }>;
 }
 
 export interface WavInfo {

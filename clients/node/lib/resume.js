@@ -149,3 +149,82 @@ export class KeptAudio {
     return out;
   }
 }
+
+/** Controls kept for resending by default, at most; past that the oldest goes. */
+export const MAX_KEPT_CONTROLS = 1024;
+
+/** A control's identity: its proto3 JSON with sorted keys (`{}` and `{channel: 0}` differ). */
+function controlKey(value) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const keys = Object.keys(value).filter((key) => value[key] !== undefined).sort();
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${controlKey(value[key])}`).join(',')}}`;
+}
+
+/**
+ * The Finalizes given so far, each at the byte position of the audio it follows
+ * (clients/testdata/README.md, `controls.json`): a resume sends each one after its resend
+ * point again, at its place. A KeepAlive is not kept (it only matters live), nor the same
+ * Finalize twice at one place (resending one is enough); one at or before a committed
+ * position goes (`dropThrough`). Holds at most `maxKept`: past that the oldest goes (a resume
+ * then does not resend it).
+ */
+export class KeptControls {
+  #entries = [];
+
+  /** @param {number} [maxKept] */
+  constructor(maxKept = MAX_KEPT_CONTROLS) {
+    if (!(maxKept > 0)) throw new RangeError('maxKept must be positive');
+    this.maxKept = maxKept;
+  }
+
+  /** The kept controls, `{position, control}`, in order. */
+  get entries() {
+    return this.#entries.map(({ position, control }) => ({ position, control }));
+  }
+
+  /** Records `control` (a `Control`), given after the audio before `position`. */
+  add(position, control) {
+    const last = this.#entries.at(-1);
+    if (last !== undefined && position < last.position) {
+      throw new RangeError('controls are added in the order of the audio');
+    }
+    if (control?.finalize == null) return;
+    const key = controlKey(control);
+    if (this.#entries.some((e) => e.position === position && e.key === key)) return;
+    this.#entries.push({ position, control, key });
+    if (this.#entries.length > this.maxKept) this.#entries.shift();
+  }
+
+  /** Drops the controls at or before `position`: the audio before them is committed. */
+  dropThrough(position) {
+    this.#entries = this.#entries.filter((e) => e.position > position);
+  }
+
+  /**
+   * What a resumed call sends first: the kept audio `chunks` (starting at `fromByte`) with
+   * each kept control after `fromByte` at its place, as `{audio}` and `{control}` requests.
+   */
+  resend(chunks, fromByte) {
+    const controls = this.#entries.filter((e) => e.position > fromByte);
+    const out = [];
+    let position = fromByte;
+    let next = 0;
+    for (let chunk of chunks) {
+      while (next < controls.length && controls[next].position < position + chunk.length) {
+        const cut = controls[next].position - position;
+        if (cut > 0) out.push({ audio: chunk.subarray(0, cut) });
+        out.push({ control: controls[next].control });
+        chunk = chunk.subarray(cut);
+        position += cut;
+        next += 1;
+      }
+      if (chunk.length > 0) out.push({ audio: chunk });
+      position += chunk.length;
+    }
+    // Controls at the end of the kept audio (given after its last byte).
+    for (; next < controls.length && controls[next].position <= position; next += 1) {
+      out.push({ control: controls[next].control });
+    }
+    return out;
+  }
+}

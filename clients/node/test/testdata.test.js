@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import {
-  encodingEnum, frameBytes, keepFromByte, planFile, planResume, responseFromJSON, shouldResume,
-  statusDetails, statusName,
+  KeptAudio, KeptControls, encodingEnum, frameBytes, keepFromByte, planFile, planResume,
+  responseFromJSON, shouldResume, splitChunks, statusDetails, statusName,
 } from '../lib/index.js';
 import { buildConfig, errorLine, parseFlags, render } from '../transcribe.js';
 
@@ -111,3 +111,58 @@ test('encoding names map to the proto enum', () => {
   assert.equal(encodingEnum('amr-nb'), 'AUDIO_ENCODING_AMR_NB');
   assert.equal(encodingEnum(null), 'AUDIO_ENCODING_UNSPECIFIED');
 });
+
+// controls.json: the first call writes the items in order; a resume from the ResumePoint sends
+// the kept audio with each Finalize after the resend point again at its place. Audio is given
+// in pieces of several sizes, so that the merging, not the cutting, makes the ranges.
+const { controls: controlCases } = readJSON('controls.json');
+
+/** Requests as the vectors list them: audio as [start, end] byte ranges, adjacent ones merged. */
+function asSent(requests, fromByte) {
+  const out = [];
+  let position = fromByte;
+  for (const request of requests) {
+    if (request.control !== undefined) {
+      out.push({ control: request.control });
+      continue;
+    }
+    const last = out.at(-1);
+    const end = position + request.audio.length;
+    if (last?.audio !== undefined && last.audio[1] === position) last.audio[1] = end;
+    else out.push({ audio: [position, end] });
+    position = end;
+  }
+  return out;
+}
+
+for (const c of controlCases) {
+  for (const piece of [32768, 1000, 7]) {
+    test(`controls: ${c.name} (pieces of ${piece} bytes)`, () => {
+      const frame = frameBytes({ encoding: c.encoding, sampleRate: c.sample_rate, channels: c.channels });
+      assert.notEqual(frame, null);
+      const kept = new KeptAudio(1 << 20);
+      const controls = new KeptControls();
+      const written = [];
+      for (const item of c.items) {
+        if (item.control !== undefined) {
+          controls.add(kept.sentBytes, item.control);
+          written.push({ control: item.control });
+          continue;
+        }
+        for (const chunk of splitChunks(Buffer.alloc(item.audio), piece)) {
+          kept.append(chunk);
+          written.push({ audio: chunk });
+        }
+      }
+      assert.deepEqual(asSent(written, 0), c.sent);
+      const plan = planResume({
+        frameBytes: frame, streamStartByte: 0, keptFromByte: kept.keptFromByte,
+        sentBytes: kept.sentBytes, resumePoint: c.resume_point,
+      });
+      assert.equal(plan.resumable, true);
+      controls.dropThrough(plan.resendFromByte);
+      const resent = controls.resend(kept.from(plan.resendFromByte), plan.resendFromByte);
+      assert.deepEqual(asSent(resent, plan.resendFromByte), c.resent);
+    });
+  }
+}
