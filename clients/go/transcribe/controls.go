@@ -31,7 +31,7 @@ type ControlLog struct {
 	MaxKept int // 0: MaxKeptControls
 	entries []PlacedControl
 	nextSeq int64
-	// SentSeq: the current call has sent every control with a lower Seq.
+	// sentSeq: the current call has sent every control with a lower Seq.
 	sentSeq int64
 }
 
