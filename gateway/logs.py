@@ -187,3 +187,7 @@ def configure(level: str, fmt: LogFormat) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # websockets' server logs every connection and every plain HTTP answer (each health probe,
+    # each page load) at INFO; below DEBUG that drowns the sessions' own lines.
+    if root.level > logging.DEBUG:
+        logging.getLogger("websockets.server").setLevel(logging.WARNING)

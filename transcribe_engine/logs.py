@@ -36,5 +36,9 @@ def configure(level: str, fmt: LogFormat) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # websockets' server logs every connection and every plain HTTP answer (each health probe,
+    # each page load) at INFO; below DEBUG that drowns the sessions' own lines.
+    if root.level > logging.DEBUG:
+        logging.getLogger("websockets.server").setLevel(logging.WARNING)
     # faster-whisper logs every decode at INFO; one line per interim is noise here.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import pytest
 
 from gateway import logs
+from transcribe_engine import logs as engine_logs
 
 KEY = "dg-key-0123456789abcdef"
 
@@ -100,3 +102,24 @@ def test_configure_knows_the_key_from_the_environment(monkeypatch: pytest.Monkey
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+        logging.getLogger("websockets.server").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("configure", [logs.configure, engine_logs.configure], ids=["gateway", "engine"])
+@pytest.mark.parametrize(
+    ("level", "websockets_level"), [("INFO", logging.WARNING), ("DEBUG", logging.NOTSET)]
+)
+def test_websockets_per_connection_lines_only_at_debug(
+    configure: Callable[[str, Literal["text", "json"]], None], level: str, websockets_level: int
+) -> None:
+    """Every health probe and page load is a websockets INFO line: shown only at DEBUG."""
+    root, server = logging.getLogger(), logging.getLogger("websockets.server")
+    saved = (root.handlers[:], root.level, server.level)
+    server.setLevel(logging.NOTSET)
+    try:
+        configure(level, "text")
+        assert server.level == websockets_level
+    finally:
+        root.handlers[:], root_level, server_level = saved
+        root.setLevel(root_level)
+        server.setLevel(server_level)
