@@ -56,6 +56,8 @@ from gateway.upstream.retry import RetryPolicy
 logger = logging.getLogger(__name__)
 
 _OUTPUT_QUEUE_SIZE = 256
+# How often a session adds its per-frame counts to the metrics (and so how far a scrape lags).
+_PUBLISH_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,6 @@ class Session:
     ) -> None:
         self.id = uuid.uuid4().hex
         self._metrics = metrics
-        # The client's messages after the config (the RPC's labelled grpc_server_msg_received).
-        self._requests_received = requests_received
         self.config = config
         self._options = options
         self._url = deepgram.listen_url(options.upstream_url, config)
@@ -115,6 +115,12 @@ class Session:
             ),
         )
         self._format = relay.format
+        # Per-frame counts (the client's messages after the config go to the RPC's labelled
+        # grpc_server_msg_received), published about once a second and at the end.
+        self._counts = metrics.stream_counts(
+            relay.format.bytes_per_second if relay.format is not None else None, requests_received
+        )
+        self._publish_timer: asyncio.TimerHandle | None = None
         self._inbound = deepgram.InboundGuard(config)
         self._output: asyncio.Queue[pb.StreamTranscribeResponse | _Done] = asyncio.Queue(_OUTPUT_QUEUE_SIZE)
         # Responses that may not wait behind a full queue (going_away, the drain's end).
@@ -255,7 +261,19 @@ class Session:
 
     # --- the work ----------------------------------------------------------------------------
 
+    def _publish_counts(self) -> None:
+        self._counts.publish()
+        self._publish_timer = asyncio.get_running_loop().call_later(_PUBLISH_INTERVAL_S, self._publish_counts)
+
     async def _work(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
+        self._publish_timer = asyncio.get_running_loop().call_later(_PUBLISH_INTERVAL_S, self._publish_counts)
+        try:
+            await self._relay_stream(requests)
+        finally:
+            self._publish_timer.cancel()
+            self._counts.publish()
+
+    async def _relay_stream(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
         failure: GatewayError | None = None
         try:
             async with asyncio.TaskGroup() as group:
@@ -273,6 +291,8 @@ class Session:
             failure = SessionError(
                 grpc.StatusCode.INTERNAL, Reason.INTERNAL, "internal gateway error; see the gateway's logs"
             )
+        # Exact metrics before the call ends (the caller may scrape as soon as it has).
+        self._counts.publish()
         if failure is not None:
             await self._output.put(_Done(SessionFailedError(failure, self.resume_point)))
             return
@@ -322,16 +342,14 @@ class Session:
                 await self._input_ended.wait()
 
     async def _read_client(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
-        metrics = self._metrics
+        counts = self._counts
         relay = self._relay
         changed = self._log_changed
         fmt = self._format
         max_lead_s = self._options.max_lead_s if fmt is not None else None
-        received = self._requests_received
         async for request in requests:
             self._last_request_at = now = time.monotonic()
-            if received is not None:
-                received.inc()
+            counts.requests += 1
             kind = request.WhichOneof("request")
             if kind == "audio":
                 # Each read of a bytes field is a copy: read it once.
@@ -348,8 +366,7 @@ class Session:
                     relay.audio_in(audio)
                     if self._first_audio_at is None:
                         self._first_audio_at = now
-                    if fmt is not None:
-                        metrics.audio_received.inc(fmt.seconds(size))
+                    counts.received_bytes += size
                     connection = self._idle_connection
                     if connection is not None:
                         await self._send_direct(connection)
@@ -541,9 +558,7 @@ class Session:
         """Send one entry the core handed out, and account for it."""
         if isinstance(payload, bytes):
             await connection.send_audio(payload)
-            fmt = self._format
-            if fmt is not None:
-                self._metrics.audio_relayed.inc(fmt.seconds(len(payload)))
+            self._counts.relayed_bytes += len(payload)
         else:
             await connection.send_text(payload)
             if payload is deepgram.CLOSE_STREAM:
