@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 _OUTPUT_QUEUE_SIZE = 256
 # How often a session adds its per-frame counts to the metrics (and so how far a scrape lags).
 _PUBLISH_INTERVAL_S = 1.0
+# At most this much waiting audio leaves as one websocket message (3.2 s of 16 kHz linear16:
+# far below any upstream's message limit).
+_BATCH_BYTES = 100 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +133,10 @@ class Session:
         # then the reader sends a client's frame itself, without waking the sender (one task
         # switch and an Event round trip less per frame). None while the sender has work.
         self._idle_connection: UpstreamConnection | None = None
-        # Set whenever log space may have been freed (a commit, or a send of unreplayable audio).
+        # Set whenever log space may have been freed (a commit, or a send of unreplayable audio)
+        # while the reader is held for it (_holding).
         self._progress = asyncio.Event()
+        self._holding = False
         self._input_ended = asyncio.Event()
         self._keepalive_due = False
         self._started_at = time.monotonic()
@@ -369,7 +374,7 @@ class Session:
                     counts.received_bytes += size
                     connection = self._idle_connection
                     if connection is not None:
-                        await self._send_direct(connection)
+                        await self._send_direct(connection, now)
                     else:
                         changed.set()
             elif kind == "control":
@@ -389,15 +394,15 @@ class Session:
             await self._after_input()
         self._end_input()
 
-    async def _send_direct(self, connection: UpstreamConnection) -> None:
+    async def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
         """Send what the reader just appended, from the reader's task, while the sender is
         caught up. A failed send is the connection's failure, which the sender and receiver
         report: the frame stays in the log, and a reconnect replays it."""
-        payload = self._relay.take(time.monotonic())
-        if payload is None:
+        frames = self._relay.take_audio(now, _BATCH_BYTES)
+        if not frames:
             return
         try:
-            await self._send_payload(connection, payload)
+            await self._send_audio(connection, frames)
         except UpstreamError:
             # Wake the sender: its next send on this connection raises the failure.
             self._log_changed.set()
@@ -413,6 +418,7 @@ class Session:
                 replayable = False
                 self.log.info("containerised audio outgrew the replay buffer: a reconnect cannot replay it")
             self._progress.clear()
+            self._holding = True
             try:
                 await asyncio.wait_for(self._progress.wait(), options.backpressure_timeout_s)
             except TimeoutError:
@@ -423,6 +429,8 @@ class Session:
                     f"transcripts for more than {options.backpressure_timeout_s:g} s: the upstream "
                     "cannot keep up; send audio at real-time pace",
                 ) from None
+            finally:
+                self._holding = False
 
     async def _run_upstream(self) -> None:
         relay = self._relay
@@ -538,9 +546,16 @@ class Session:
         relay = self._relay
         changed = self._log_changed
         while True:
-            payload = relay.take(time.monotonic())
-            if payload is not None:
-                await self._send_payload(connection, payload)
+            now = time.monotonic()
+            # Audio already waiting (a backlog, a replay) leaves as one message.
+            frames = relay.take_audio(now, _BATCH_BYTES)
+            if frames:
+                await self._send_audio(connection, frames)
+                continue
+            text = relay.take(now)
+            if text is not None:
+                assert isinstance(text, str)  # audio would have been taken above
+                await self._send_text(connection, text)
                 continue
             if self._keepalive_due:
                 self._keepalive_due = False
@@ -554,19 +569,25 @@ class Session:
             finally:
                 self._idle_connection = None
 
-    async def _send_payload(self, connection: UpstreamConnection, payload: bytes | str) -> None:
-        """Send one entry the core handed out, and account for it."""
-        if isinstance(payload, bytes):
-            await connection.send_audio(payload)
-            self._counts.relayed_bytes += len(payload)
+    async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
+        if len(frames) == 1:
+            audio = frames[0]
+            await connection.send_audio(audio)
+            self._counts.relayed_bytes += len(audio)
         else:
-            await connection.send_text(payload)
-            if payload is deepgram.CLOSE_STREAM:
-                if self._close_sent_at is None:
-                    self._close_sent_at = time.monotonic()
-            else:
-                self._finalize_sent_at = time.monotonic()
-        self._progress.set()
+            await connection.send_audio_batch(frames)
+            self._counts.relayed_bytes += sum(map(len, frames))
+        if self._holding:
+            # Unreplayable audio frees its room once sent.
+            self._progress.set()
+
+    async def _send_text(self, connection: UpstreamConnection, text: str) -> None:
+        await connection.send_text(text)
+        if text is deepgram.CLOSE_STREAM:
+            if self._close_sent_at is None:
+                self._close_sent_at = time.monotonic()
+        else:
+            self._finalize_sent_at = time.monotonic()
 
     async def _watch(self, connection: UpstreamConnection) -> None:
         """Keepalive and the core's stall and outage deadlines for one connection: one timer
