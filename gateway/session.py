@@ -373,7 +373,7 @@ class Session:
                         self._first_audio_at = now
                     counts.received_bytes += size
                     connection = self._idle_connection
-                    if connection is not None:
+                    if connection is not None and connection.writable:
                         await self._send_direct(connection, now)
                     else:
                         changed.set()
@@ -396,8 +396,10 @@ class Session:
 
     async def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
         """Send what the reader just appended, from the reader's task, while the sender is
-        caught up. A failed send is the connection's failure, which the sender and receiver
-        report: the frame stays in the log, and a reconnect replays it."""
+        caught up and the socket takes the write at once (the reader never waits on the
+        upstream's flow control: the sender does). A failed send is the connection's failure,
+        which the sender and receiver report: the frame stays in the log, and a reconnect
+        replays it."""
         frames = self._relay.take_audio(now, _BATCH_BYTES)
         if not frames:
             return
