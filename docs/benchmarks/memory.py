@@ -68,7 +68,14 @@ def main() -> None:
         ready = work / "upstream.ready"
         upstream = start_service(
             "upstream",
-            [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(ready), *PROFILES["deepgram"].args],
+            [
+                str(upstream_bin),
+                "-listen",
+                "127.0.0.1:0",
+                "-ready-file",
+                str(ready),
+                *PROFILES["deepgram"].args,
+            ],
             work,
             ready,
         )
@@ -80,8 +87,14 @@ def main() -> None:
         try:
             interval = 1.0  # the deepgram profile: an interim a second, a final every 3 s
             lg = [
-                str(loadgen_bin), "-mode=grpc", f"-addr={gateway.address}", f"-streams={args.streams}",
-                "-idle=3s", "-warmup=3s", "-duration=12s", f"-frame={args.frame_ms}ms",
+                str(loadgen_bin),
+                "-mode=grpc",
+                f"-addr={gateway.address}",
+                f"-streams={args.streams}",
+                "-idle=3s",
+                "-warmup=3s",
+                "-duration=12s",
+                f"-frame={args.frame_ms}ms",
                 f"-result-interval={interval:g}s",
             ]
             proc = subprocess.Popen(lg, stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -108,14 +121,17 @@ def report(work: Path, streams: int, top: int) -> None:
     keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
     first, second = first.filter_traces(keep), second.filter_traces(keep)
     total = sum(s.size_diff for s in second.compare_to(first, "filename"))
-    print(f"streams {streams}; growth idle -> audio flowing: {total / 1024:.0f} KB, {total / streams / 1024:.1f} KB per stream")
+    kb = total / 1024
+    print(f"streams {streams}; growth idle -> audio flowing: {kb:.0f} KB, {kb / streams:.1f} KB per stream")
     print(f"log accounting while flowing: {json.dumps(stats[1])}")
     n = max(stats[1]["sessions"], 1)
-    print(f"  per stream: held {stats[1]['held_bytes'] / n / 1024:.1f} KB, log memory {stats[1]['log_memory'] / n / 1024:.1f} KB")
+    held, log_memory = stats[1]["held_bytes"] / n / 1024, stats[1]["log_memory"] / n / 1024
+    print(f"  per stream: held {held:.1f} KB, log memory {log_memory:.1f} KB")
     print("\nby line (KB per stream):")
     for s in second.compare_to(first, "lineno")[:top]:
         frame = s.traceback[0]
-        print(f"{s.size_diff / streams / 1024:8.1f}  {s.count_diff / streams:7.1f} blocks  {frame.filename}:{frame.lineno}")
+        where = f"{frame.filename}:{frame.lineno}"
+        print(f"{s.size_diff / streams / 1024:8.1f}  {s.count_diff / streams:7.1f} blocks  {where}")
     print("\nby traceback, top 8:")
     for s in second.compare_to(first, "traceback")[:8]:
         print(f"{s.size_diff / streams / 1024:8.1f} KB per stream")
