@@ -622,6 +622,16 @@ def replay_allowance_kb(load: Load) -> float:
     return BYTES_PER_SECOND * (between_finals / 2 + REPLAY_PREROLL_S) / 1024
 
 
+def replay_peak_kb(load: Load) -> float:
+    """Audio the gateway holds for replay just before a final: the whole time between finals
+    plus the pre-roll and its alignment (Relay.replay_position rounds down to 0.16 s)."""
+    profile = PROFILES[load.profile]
+    between_finals = (
+        profile.final_interval_s if profile.final_interval_s is not None else 25 * load.frame_ms / 1000
+    )
+    return BYTES_PER_SECOND * (between_finals + REPLAY_PREROLL_S + 0.16) / 1024
+
+
 def run_all(bench: Bench) -> Results:
     plan = bench.plan
     results = Results()
@@ -985,7 +995,12 @@ def render(
         )
         w(
             f"The audio held for replay is on average half the time between finals plus the "
-            f"{REPLAY_PREROLL_S:g} s pre-roll, as 16 kHz linear16.\n"
+            f"{REPLAY_PREROLL_S:g} s pre-roll, as 16 kHz linear16. Just before each final it is "
+            f"the whole time between finals plus the pre-roll ({replay_peak_kb(target):.0f} KB): "
+            "what a commit frees is reused by the next audio but not given back to the system, "
+            "so private memory follows that peak, and the load's streams all reach it at the "
+            f"same moment. Against the peak the gateway's allowance is {_f(plain_kb, 0)} + "
+            f"{replay_peak_kb(target):.0f} KB.\n"
         )
 
     w(f"{NOTES_BEGIN}\n{NOTES_END}\n")

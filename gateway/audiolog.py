@@ -32,7 +32,10 @@ _COALESCE_BYTES: Final = 16 * 1024
 # At most this many distinct controls between two pieces of audio (Finalize per channel and
 # for all channels: at most 21); more only repeat what was asked.
 MAX_CONTROLS_PER_GAP: Final = 32
-_COMPACT_MIN_ENTRIES: Final = 256
+# Sent small chunks are joined once there are this many entries (then each time they double):
+# at 20 ms frames the entries' bookkeeping (about 130 bytes on 640 of audio) is then at most a
+# second's worth of frames, not the ~200 frames held between two finals at Deepgram's cadence.
+_COMPACT_MIN_ENTRIES: Final = 64
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -247,13 +247,17 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             await self._fail(context, exc, field=exc.field)
         except ClientError as exc:
             await self._fail(context, exc)
-        session = Session(first.config, self._options, self._metrics)
+        session = Session(
+            first.config,
+            self._options,
+            self._metrics,
+            requests_received=self._metrics.grpc_msg_received.labels(*_RPC_LABELS),
+        )
         self.sessions.add(session)
         self.idle.clear()
         self._metrics.active_sessions.inc()
         try:
-            requests = _client_requests(request_iterator, context, self._metrics)
-            async for response in session.run(requests):
+            async for response in session.run(request_iterator, after_input=_cancelled_check(context)):
                 if self._availability.key_rejected and response.HasField("session_started"):
                     await self._availability.set_key_rejected(False)
                 yield response
@@ -292,21 +296,19 @@ def _rejected_key(error: BaseException) -> bool:
     return isinstance(error, UpstreamHandshakeError) and error.status in (401, 403)
 
 
-async def _client_requests(
-    requests: AsyncIterator[pb.StreamTranscribeRequest],
+def _cancelled_check(
     context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
-    metrics: Metrics,
-) -> AsyncIterator[pb.StreamTranscribeRequest]:
-    """The client's requests after the config, counted, where a cancelled call does not pass
-    for a half-close.
+) -> Callable[[], Awaitable[None]]:
+    """What the session runs when the client's requests end, so that a cancelled call does not
+    pass for a half-close.
 
     gRPC ends the request iterator the same way for both, and may report the cancellation a
     moment later; a short settle keeps a cancel from flushing the upstream politely.
     """
-    received = metrics.grpc_msg_received.labels(*_RPC_LABELS)
-    async for request in requests:
-        received.inc()
-        yield request
-    await asyncio.sleep(_HALF_CLOSE_SETTLE_S)
-    if context.cancelled():
-        raise ClientCancelledError("the client cancelled the call")
+
+    async def check() -> None:
+        await asyncio.sleep(_HALF_CLOSE_SETTLE_S)
+        if context.cancelled():
+            raise ClientCancelledError("the client cancelled the call")
+
+    return check

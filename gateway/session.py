@@ -28,10 +28,11 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
+from prometheus_client import Counter
 from transcribe.v1 import transcribe_pb2 as pb
 
 from gateway.errors import (
@@ -55,6 +56,8 @@ from gateway.upstream.retry import RetryPolicy
 logger = logging.getLogger(__name__)
 
 _OUTPUT_QUEUE_SIZE = 256
+# How often a session adds its per-frame counts to the metrics (and so how far a scrape lags).
+_PUBLISH_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,14 @@ _WAKE = _Done(None)
 class Session:
     """One client stream relayed to one (or, after failures, several) upstream connections."""
 
-    def __init__(self, config: pb.StreamingConfig, options: SessionOptions, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: pb.StreamingConfig,
+        options: SessionOptions,
+        metrics: Metrics,
+        *,
+        requests_received: Counter | None = None,
+    ) -> None:
         self.id = uuid.uuid4().hex
         self._metrics = metrics
         self.config = config
@@ -105,13 +115,25 @@ class Session:
             ),
         )
         self._format = relay.format
+        # Per-frame counts (the client's messages after the config go to the RPC's labelled
+        # grpc_server_msg_received), published about once a second and at the end.
+        self._counts = metrics.stream_counts(
+            relay.format.bytes_per_second if relay.format is not None else None, requests_received
+        )
+        self._publish_timer: asyncio.TimerHandle | None = None
         self._inbound = deepgram.InboundGuard(config)
         self._output: asyncio.Queue[pb.StreamTranscribeResponse | _Done] = asyncio.Queue(_OUTPUT_QUEUE_SIZE)
         # Responses that may not wait behind a full queue (going_away, the drain's end).
         self._notices: deque[pb.StreamTranscribeResponse | _Done] = deque()
         self._log_changed = asyncio.Event()
-        # Set whenever log space may have been freed (a commit, or a send of unreplayable audio).
+        # The connection the sender writes to while it is parked, caught up, on _log_changed:
+        # then the reader sends a client's frame itself, without waking the sender (one task
+        # switch and an Event round trip less per frame). None while the sender has work.
+        self._idle_connection: UpstreamConnection | None = None
+        # Set whenever log space may have been freed (a commit, or a send of unreplayable audio)
+        # while the reader is held for it (_holding).
         self._progress = asyncio.Event()
+        self._holding = False
         self._input_ended = asyncio.Event()
         self._keepalive_due = False
         self._started_at = time.monotonic()
@@ -119,6 +141,7 @@ class Session:
         # Why input stopped early (drain, limits): the status the call ends with after the flush.
         self._end_status: SessionError | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._after_input: Callable[[], Awaitable[None]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         self._last_request_at = self._started_at
@@ -140,12 +163,18 @@ class Session:
             await asyncio.gather(worker, return_exceptions=True)
 
     async def run(
-        self, requests: AsyncIterator[pb.StreamTranscribeRequest]
+        self,
+        requests: AsyncIterator[pb.StreamTranscribeRequest],
+        *,
+        after_input: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[pb.StreamTranscribeResponse]:
         """Relay ``requests`` (the stream after its config) and yield the responses.
 
+        ``after_input`` runs when ``requests`` ends, before the input counts as ended: it may
+        raise (a GatewayError) when the end was not a half-close but a cancelled call.
         Raises SessionFailedError when the session ends in error.
         """
+        self._after_input = after_input
         self._worker = worker = asyncio.create_task(self._work(requests), name=f"session-{self.id}")
         notices = self._notices
         try:
@@ -234,7 +263,19 @@ class Session:
 
     # --- the work ----------------------------------------------------------------------------
 
+    def _publish_counts(self) -> None:
+        self._counts.publish()
+        self._publish_timer = asyncio.get_running_loop().call_later(_PUBLISH_INTERVAL_S, self._publish_counts)
+
     async def _work(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
+        self._publish_timer = asyncio.get_running_loop().call_later(_PUBLISH_INTERVAL_S, self._publish_counts)
+        try:
+            await self._relay_stream(requests)
+        finally:
+            self._publish_timer.cancel()
+            self._counts.publish()
+
+    async def _relay_stream(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
         failure: GatewayError | None = None
         try:
             async with asyncio.TaskGroup() as group:
@@ -252,6 +293,8 @@ class Session:
             failure = SessionError(
                 grpc.StatusCode.INTERNAL, Reason.INTERNAL, "internal gateway error; see the gateway's logs"
             )
+        # Exact metrics before the call ends (the caller may scrape as soon as it has).
+        self._counts.publish()
         if failure is not None:
             await self._output.put(_Done(SessionFailedError(failure, self.resume_point)))
             return
@@ -301,29 +344,36 @@ class Session:
                 await self._input_ended.wait()
 
     async def _read_client(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
-        metrics = self._metrics
+        counts = self._counts
         relay = self._relay
         changed = self._log_changed
-        max_lead_s = self._options.max_lead_s if self._format is not None else None
+        fmt = self._format
+        max_lead_s = self._options.max_lead_s if fmt is not None else None
         async for request in requests:
-            self._last_request_at = time.monotonic()
+            self._last_request_at = now = time.monotonic()
+            counts.requests += 1
             kind = request.WhichOneof("request")
             if kind == "audio":
+                # Each read of a bytes field is a copy: read it once.
                 audio = request.audio
-                if audio:
-                    if not relay.admits(len(audio)):
-                        await self._hold(len(audio))
+                size = len(audio)
+                if size:
+                    if not relay.admits(size):
+                        await self._hold(size)
                     if max_lead_s is not None:
-                        lead = relay.received_seconds - (time.monotonic() - self._started_at)
+                        lead = relay.received_seconds - (now - self._started_at)
                         if lead > max_lead_s:
                             # Slowing the reader down is enough: gRPC flow control pushes back.
                             await asyncio.sleep(lead - max_lead_s)
                     relay.audio_in(audio)
-                    changed.set()
                     if self._first_audio_at is None:
-                        self._first_audio_at = self._last_request_at
-                    if self._format is not None:
-                        metrics.audio_received.inc(self._format.seconds(len(audio)))
+                        self._first_audio_at = now
+                    counts.received_bytes += size
+                    connection = self._idle_connection
+                    if connection is not None and not changed.is_set() and connection.writable:
+                        await self._send_direct(connection, now)
+                    else:
+                        changed.set()
             elif kind == "control":
                 command = request.control.WhichOneof("command")
                 if command == "finalize":
@@ -337,7 +387,27 @@ class Session:
                 raise ClientError("config may only be sent once, as the first request")
             else:
                 raise ClientError("request has none of config, audio or control set")
+        if self._after_input is not None:
+            await self._after_input()
         self._end_input()
+
+    async def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
+        """Send what the reader just appended, from the reader's task, while the sender is
+        caught up and the socket takes the write at once (the reader never waits on the
+        upstream's flow control: the sender does). A failed send is the connection's failure,
+        which the sender and receiver report: the frame stays in the log, and a reconnect
+        replays it."""
+        payload = self._relay.take(now)
+        if payload is None:
+            return
+        try:
+            if isinstance(payload, bytes):
+                await self._send_audio(connection, payload)
+            else:
+                await self._send_text(connection, payload)
+        except UpstreamError:
+            # Wake the sender: its next send on this connection raises the failure.
+            self._log_changed.set()
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room
@@ -350,6 +420,7 @@ class Session:
                 replayable = False
                 self.log.info("containerised audio outgrew the replay buffer: a reconnect cannot replay it")
             self._progress.clear()
+            self._holding = True
             try:
                 await asyncio.wait_for(self._progress.wait(), options.backpressure_timeout_s)
             except TimeoutError:
@@ -360,6 +431,8 @@ class Session:
                     f"transcripts for more than {options.backpressure_timeout_s:g} s: the upstream "
                     "cannot keep up; send audio at real-time pace",
                 ) from None
+            finally:
+                self._holding = False
 
     async def _run_upstream(self) -> None:
         relay = self._relay
@@ -468,28 +541,19 @@ class Session:
                     watchdog.cancel()
             except* UpstreamError as errors:
                 raise errors.exceptions[0] from None
+            finally:
+                self._idle_connection = None
 
     async def _send(self, connection: UpstreamConnection) -> None:
         relay = self._relay
         changed = self._log_changed
-        progress = self._progress
-        audio_relayed = self._metrics.audio_relayed
-        fmt = self._format
         while True:
             payload = relay.take(time.monotonic())
+            if isinstance(payload, bytes):
+                await self._send_audio(connection, payload)
+                continue
             if payload is not None:
-                if isinstance(payload, bytes):
-                    await connection.send_audio(payload)
-                    if fmt is not None:
-                        audio_relayed.inc(fmt.seconds(len(payload)))
-                else:
-                    await connection.send_text(payload)
-                    if payload is deepgram.CLOSE_STREAM:
-                        if self._close_sent_at is None:
-                            self._close_sent_at = time.monotonic()
-                    else:
-                        self._finalize_sent_at = time.monotonic()
-                progress.set()
+                await self._send_text(connection, payload)
                 continue
             if self._keepalive_due:
                 self._keepalive_due = False
@@ -497,7 +561,26 @@ class Session:
                 relay.keepalive_sent(time.monotonic())
                 continue
             changed.clear()
-            await changed.wait()
+            self._idle_connection = connection
+            try:
+                await changed.wait()
+            finally:
+                self._idle_connection = None
+
+    async def _send_audio(self, connection: UpstreamConnection, audio: bytes) -> None:
+        await connection.send_audio(audio)
+        self._counts.relayed_bytes += len(audio)
+        if self._holding:
+            # Unreplayable audio frees its room once sent.
+            self._progress.set()
+
+    async def _send_text(self, connection: UpstreamConnection, text: str) -> None:
+        await connection.send_text(text)
+        if text is deepgram.CLOSE_STREAM:
+            if self._close_sent_at is None:
+                self._close_sent_at = time.monotonic()
+        else:
+            self._finalize_sent_at = time.monotonic()
 
     async def _watch(self, connection: UpstreamConnection) -> None:
         """Keepalive and the core's stall and outage deadlines for one connection: one timer

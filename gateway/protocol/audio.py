@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transcribe.v1 import transcribe_pb2 as pb
 
@@ -23,14 +23,14 @@ class RawFormat:
     sample_rate: int
     channels: int
     sample_width: int
+    # Derived once: seconds() runs for every frame.
+    frame_bytes: int = field(init=False, repr=False, compare=False)
+    bytes_per_second: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def frame_bytes(self) -> int:
-        return self.channels * self.sample_width
-
-    @property
-    def bytes_per_second(self) -> int:
-        return self.sample_rate * self.frame_bytes
+    def __post_init__(self) -> None:
+        frame_bytes = self.channels * self.sample_width
+        object.__setattr__(self, "frame_bytes", frame_bytes)
+        object.__setattr__(self, "bytes_per_second", self.sample_rate * frame_bytes)
 
     def seconds(self, n_bytes: int) -> float:
         return n_bytes / self.bytes_per_second

@@ -436,10 +436,12 @@ def _channel(data: dict[str, Any], key: str) -> tuple[int, int]:
 
 
 def _result(data: dict[str, Any]) -> pb.Result:
+    # Built in place (each repeated field's add()), not from lists of messages that the
+    # constructor would copy, and only the parts present: a result is parsed for every message.
     index, count = _channel(data, "channel_index")
     channel = _object(data, "channel")
     metadata = _object(data, "metadata")
-    return pb.Result(
+    result = pb.Result(
         channel_index=index,
         channel_count=count,
         start_seconds=_time(data, "start"),
@@ -447,24 +449,25 @@ def _result(data: dict[str, Any]) -> pb.Result:
         is_final=_flag(data, "is_final"),
         speech_final=_flag(data, "speech_final"),
         from_finalize=_flag(data, "from_finalize"),
-        alternatives=[_alternative(a) for a in _objects(channel, "alternatives", MAX_ALTERNATIVES)],
-        search=[
-            pb.SearchResult(
-                query=_text(s, "query"),
-                hits=[
-                    pb.SearchHit(
-                        confidence=_number(h, "confidence"),
-                        start_seconds=_time(h, "start"),
-                        end_seconds=_time(h, "end"),
-                        snippet=_text(h, "snippet", MAX_TRANSCRIPT_CHARS),
-                    )
-                    for h in _objects(s, "hits")
-                ],
-            )
-            for s in _objects(channel, "search")
-        ],
-        entities=[
-            pb.Entity(
+    )
+    alternatives = result.alternatives
+    for a in _objects(channel, "alternatives", MAX_ALTERNATIVES):
+        _alternative(a, alternatives.add())
+    if channel.get("search") is not None:
+        searches = result.search
+        for s in _objects(channel, "search"):
+            search = searches.add(query=_text(s, "query"))
+            for h in _objects(s, "hits"):
+                search.hits.add(
+                    confidence=_number(h, "confidence"),
+                    start_seconds=_time(h, "start"),
+                    end_seconds=_time(h, "end"),
+                    snippet=_text(h, "snippet", MAX_TRANSCRIPT_CHARS),
+                )
+    if data.get("entities") is not None:
+        entities = result.entities
+        for e in _objects(data, "entities"):
+            entities.add(
                 label=_text(e, "label"),
                 value=_text(e, "value"),
                 raw_value=_text(e, "raw_value"),
@@ -472,41 +475,43 @@ def _result(data: dict[str, Any]) -> pb.Result:
                 start_word=_uint(e, "start_word"),
                 end_word=_uint(e, "end_word"),
             )
-            for e in _objects(data, "entities")
-        ],
-        metadata=pb.ResultMetadata(
-            upstream_request_id=_text(metadata, "request_id"),
-            model_info=_model_info(_object(metadata, "model_info")),
-            model_uuid=_text(metadata, "model_uuid"),
-            extra=_string_map(_object(metadata, "extra")),
-        ),
-    )
+    meta = result.metadata
+    meta.upstream_request_id = _text(metadata, "request_id")
+    model_info = _object(metadata, "model_info")
+    info = meta.model_info
+    # Set even when empty: the message's presence is part of what clients have always seen.
+    info.SetInParent()
+    if model_info:
+        info.name = _text(model_info, "name")
+        info.version = _text(model_info, "version")
+        info.arch = _text(model_info, "arch")
+    meta.model_uuid = _text(metadata, "model_uuid")
+    extra = _object(metadata, "extra")
+    if extra:
+        meta.extra.update(_string_map(extra))
+    return result
 
 
-def _alternative(data: dict[str, Any]) -> pb.Alternative:
+def _alternative(data: dict[str, Any], alternative: pb.Alternative) -> None:
     languages = _items(data, "languages")
     if not all(isinstance(lang, str) and len(lang) <= MAX_TEXT_CHARS for lang in languages):
         raise MessageError("languages is not a list of short strings")
-    return pb.Alternative(
-        transcript=_text(data, "transcript", MAX_TRANSCRIPT_CHARS),
-        confidence=_number(data, "confidence"),
-        words=[_word(w) for w in _objects(data, "words", MAX_WORDS)],
-        languages=languages,
-    )
-
-
-def _word(data: dict[str, Any]) -> pb.Word:
-    word = pb.Word(
-        word=_text(data, "word"),
-        start_seconds=_time(data, "start"),
-        end_seconds=_time(data, "end"),
-        confidence=_number(data, "confidence"),
-        punctuated_word=_text(data, "punctuated_word"),
-        language=_text(data, "language"),
-    )
-    if _get(data, "speaker") is not None:
-        word.speaker = _uint(data, "speaker")
-    return word
+    alternative.transcript = _text(data, "transcript", MAX_TRANSCRIPT_CHARS)
+    alternative.confidence = _number(data, "confidence")
+    if languages:
+        alternative.languages.extend(languages)
+    words = alternative.words
+    for w in _objects(data, "words", MAX_WORDS):
+        word = words.add(
+            word=_text(w, "word"),
+            start_seconds=_time(w, "start"),
+            end_seconds=_time(w, "end"),
+            confidence=_number(w, "confidence"),
+            punctuated_word=_text(w, "punctuated_word"),
+            language=_text(w, "language"),
+        )
+        if _get(w, "speaker") is not None:
+            word.speaker = _uint(w, "speaker")
 
 
 def _model_info(data: dict[str, Any]) -> pb.ModelInfo:

@@ -85,19 +85,33 @@ class Timeline:
         return result
 
     def _trim(self, alternative: pb.Alternative, delivered: float) -> None:
-        kept = []
-        horizon = self.horizon
-        for word in alternative.words:
-            start = clamp(self._base + word.start_seconds, horizon)
-            end = clamp(self._base + word.end_seconds, horizon)
+        # Every word of every result passes here: clamp() and _out() are inlined, and the
+        # words are rebuilt only when one is dropped.
+        words = alternative.words
+        base, offset, horizon = self._base, self._offset, self.horizon
+        kept: list[pb.Word] | None = None  # the words kept, once one is dropped
+        for i, word in enumerate(words):
+            start = base + word.start_seconds
+            if not start >= 0.0:
+                start = 0.0
+            elif start > horizon:
+                start = horizon
+            end = base + word.end_seconds
+            if not end >= 0.0:
+                end = 0.0
+            elif end > horizon:
+                end = horizon
             if (start + end) / 2 <= delivered:
+                if kept is None:
+                    kept = list(words[:i])
                 continue
-            word.start_seconds = self._out(start)
-            word.end_seconds = self._out(end)
-            kept.append(word)
-        if len(kept) != len(alternative.words):
-            del alternative.words[:]
-            alternative.words.extend(kept)
+            word.start_seconds = round(start + offset, 6)
+            word.end_seconds = round(end + offset, 6)
+            if kept is not None:
+                kept.append(word)
+        if kept is not None:
+            del words[:]
+            words.extend(kept)
             alternative.transcript = " ".join(w.punctuated_word or w.word for w in kept)
 
     def speech_started(self, message: pb.SpeechStarted) -> pb.SpeechStarted:

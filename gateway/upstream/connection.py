@@ -16,6 +16,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from gateway import __version__
 from gateway.errors import UpstreamClosedError, UpstreamConnectError, UpstreamHandshakeError
@@ -57,6 +58,13 @@ class UpstreamConnection:
     def __init__(self, websocket: ClientConnection, request_id: str) -> None:
         self._ws = websocket
         self.request_id = request_id
+
+    @property
+    def writable(self) -> bool:
+        """Whether a send now completes without waiting: the connection is open and nothing is
+        queued in its socket's buffer (so there is no flow control to wait for)."""
+        ws = self._ws
+        return ws.state is State.OPEN and not ws.transport.get_write_buffer_size()
 
     async def send_audio(self, data: bytes) -> None:
         try:

@@ -84,6 +84,10 @@ def test_the_replay_allowance_is_the_audio_held_on_average(load: relay.Load, kb:
     assert relay.replay_allowance_kb(load) == pytest.approx(kb)
 
 
+def test_the_peak_held_is_the_time_between_finals_plus_the_aligned_pre_roll() -> None:
+    assert relay.replay_peak_kb(relay.Load("deepgram", 20)) == pytest.approx(32_000 * 4.16 / 1024)
+
+
 def test_a_missing_result_or_failed_stream_marks_a_run() -> None:
     assert relay.run_problems(_measured("plain", 0, cpu_s=1, uss_kb=1).run, 10) == []
     problems = relay.run_problems(_measured("plain", 0, cpu_s=1, uss_kb=1, lost=3).run, 10)
