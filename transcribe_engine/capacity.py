@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-# Worker seconds per audio second, from bench.engine on the 2-core machine: finals alone run
-# at RTF ~0.11; interims re-decoding the open segment every second add ~0.26.
-PRIOR_FINAL_COST: Final = 0.11
-PRIOR_INTERIM_COST: Final = 0.26
+# Worker seconds per audio second, from bench.engine on the 2-core machine (docs/engine-bench.md):
+# finals alone run at RTF ~0.096; with interims the engine spends ~0.28-0.31 CPU seconds per
+# audio second (shorter encoder contexts, interims only with new speech). 6 and 8 streams
+# kept up in two runs; these figures admit 6.
+PRIOR_FINAL_COST: Final = 0.09
+PRIOR_INTERIM_COST: Final = 0.2
 # A measured cost is kept within these factors of the prior: one slow decode while another
 # process had the cores must not shut admission down, nor a run of silence open it wide.
 _FLOOR_FACTOR: Final = 0.5

@@ -21,6 +21,9 @@ _SOFT_PAUSE_S: Final = 0.15  # a pause this long is enough to cut an over-long s
 _HARD_CUT_LOOKBACK_S: Final = 3.0
 _SPEECH_PAD_S: Final = 0.3  # audio kept before the VAD onset, which fires a little late
 _SILENCE_FINAL_S: Final = 5.0  # an empty final closes a long silent window
+# Audio before a window given to the decoder after a cut that may fall inside a word (the hard
+# cap, Finalize), so the word cut at its onset is heard whole; see Window.context_start.
+_CUT_CONTEXT_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,12 @@ class Window:
     speech_final: bool = False
     from_finalize: bool = False
     speech_s: float = 0.0  # how much of the window the VAD called speech
+    # The earliest audio a decode may hear as context (its words are not the window's). After
+    # an endpoint or a pause this is the window's start, which lies in silence: context from
+    # before it began inside the previous window's last word, and Whisper merged that fragment
+    # with the next word (JFK's "ask not | what your country" came out "like your country").
+    # After a cut that may fall inside a word (hard cap, Finalize) it reaches back a second.
+    context_start: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +87,11 @@ class Segmenter:
         self._in_speech = False
         self._segment_has_speech = False
         self._audio_start = 0  # first sample worth decoding for the open window
+        self._context_start = 0  # earliest sample a decode of the open window may hear
         self._silence_run = 0
         self._speech_samples = 0  # in the open window
         self._last_interim = 0
+        self._interim_speech = -1  # speech samples in the open window at its last interim
         self._segment_id = 0
         self._recent: deque[tuple[int, float]] = deque(maxlen=int(_HARD_CUT_LOOKBACK_S * RATE) // WINDOW)
         self._speech_starts: deque[int] = deque(maxlen=16)
@@ -149,15 +160,19 @@ class Segmenter:
             ):
                 events.append(self._close(self._now, speech_final=False))
         if self._segment_has_speech and self._segment_length() >= settings.hard_max_segment_s * RATE:
-            events.append(self._close(self._quietest_recent(), speech_final=False))
+            events.append(self._close(self._quietest_recent(), speech_final=False, in_speech=True))
             self._segment_has_speech = self._in_speech
             self._audio_start = self._cursor
         self._check_utterance_end(events)
         period = settings.interim_period_s
         if period is not None and self._now - self._last_interim >= period * RATE:
             too_little = 0 < self._speech_samples < settings.min_interim_speech_s * RATE
-            if not too_little:
+            # Without new speech since the last interim the decode would hear only silence
+            # more and say the same: it is skipped (the final follows at the endpoint).
+            unchanged = self._speech_samples > 0 and self._speech_samples == self._interim_speech
+            if not too_little and not unchanged:
                 self._last_interim = self._now
+                self._interim_speech = self._speech_samples
                 events.append(self._window(self._now, is_final=False))
 
     def _segment_length(self) -> int:
@@ -185,16 +200,21 @@ class Segmenter:
             speech_final=speech_final,
             from_finalize=from_finalize,
             speech_s=self._speech_samples / RATE,
+            context_start=min(self._context_start, end) / RATE,
         )
 
-    def _close(self, end: int, *, speech_final: bool, from_finalize: bool = False) -> Window:
+    def _close(
+        self, end: int, *, speech_final: bool, from_finalize: bool = False, in_speech: bool = False
+    ) -> Window:
         window = self._window(end, is_final=True, speech_final=speech_final, from_finalize=from_finalize)
         self._cursor = end
         self._audio_start = end
+        self._context_start = max(0, end - int(_CUT_CONTEXT_S * RATE)) if in_speech else end
         self._segment_has_speech = False
         self._speech_samples = 0
         self._segment_id += 1
         self._last_interim = max(self._now, end)
+        self._interim_speech = -1
         return window
 
     def finalize(self, total_samples: int) -> Window | None:
@@ -202,7 +222,9 @@ class Segmenter:
         end = max(total_samples, self._now)
         if end <= self._cursor:
             return None
-        window = self._close(end, speech_final=False, from_finalize=True)
+        # Less than a short pause before the cut: it may be inside a word.
+        cut_in_speech = self._in_speech or self._silence_run < _SOFT_PAUSE_S * RATE
+        window = self._close(end, speech_final=False, from_finalize=True, in_speech=cut_in_speech)
         self._in_speech = False
         self._silence_run = 0
         return window

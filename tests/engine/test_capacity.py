@@ -14,18 +14,18 @@ from transcribe_engine.decode_pool import DecodePool
 
 
 def test_the_prior_admits_what_the_benchmark_kept_up() -> None:
-    """Before any measurement, two workers admit the 5 interim streams bench.engine kept up."""
-    assert Admission(workers=2).streams(CostMeter()) == 5
+    """Before any measurement, two workers admit the 6 interim streams bench.engine kept up."""
+    assert Admission(workers=2).streams(CostMeter()) == 6
 
 
 @pytest.mark.parametrize(
     ("busy_per_audio_s", "streams"),
     [
         # (final, interim) worker-seconds per audio second actually measured -> streams admitted
-        ((PRIOR_FINAL_COST, PRIOR_INTERIM_COST), 5),
+        ((PRIOR_FINAL_COST, PRIOR_INTERIM_COST), 6),
         ((0.06, 0.14), 10),  # a faster machine: more
         ((0.2, 0.5), 2),  # a slower (busy) machine: fewer
-        ((10.0, 10.0), 1),  # far beyond the prior: bounded, never zero
+        ((10.0, 10.0), 2),  # far beyond the prior: bounded (3x the prior), never zero
     ],
 )
 def test_measured_costs_move_admission(busy_per_audio_s: tuple[float, float], streams: int) -> None:

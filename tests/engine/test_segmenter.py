@@ -186,3 +186,47 @@ def test_without_reported_words_the_context_is_dropped() -> None:
     """Nothing reported to compare with (start, or after silence): context words stay out."""
     decoded = [Word("Thank", 0.0, 0.3, 1.0), Word("you", 1.2, 1.5, 1.0)]
     assert [w.text for w in place_words(decoded, _window(1.0, 2.0), 0.0)] == ["you"]
+
+
+def test_no_interim_without_new_speech() -> None:
+    """An interim due after the speech stopped would decode the same speech again: skipped.
+    (endpointing=false keeps the window open through the pause.)"""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=None, interim_period_s=1.0))
+    speaking = interims(segmenter.advance(windows(2.1, 0.9)))
+    assert len(speaking) == 2
+    # One more interim hears the speech's last 50 ms; after it only silence is new.
+    (tail,) = interims(segmenter.advance(windows(3.0, 0.05)))
+    assert tail.speech_s == pytest.approx(2.1, abs=0.04)
+    assert interims(segmenter.advance(windows(2.0, 0.05))) == []
+    (resumed,) = interims(segmenter.advance(windows(1.0, 0.9)))
+    assert resumed.has_speech
+
+
+def test_decode_context_stays_after_an_endpoint() -> None:
+    """After an endpoint the next window's decode may not hear audio before it: context from
+    there started inside the previous window's last word (JFK's "not | what" became "like")."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=None))
+    first, second = finals(
+        segmenter.advance(windows(1.0, 0.9) + windows(0.4, 0.05) + windows(0.1, 0.05))
+        + segmenter.advance(windows(0.05, 0.9) + windows(1.0, 0.9) + windows(0.4, 0.05))
+    )
+    assert first.context_start == 0.0
+    assert second.context_start == second.start == first.end
+    assert second.audio_start == second.start  # speech resumed within the pre-roll
+
+
+def test_decode_context_reaches_back_after_a_cut_inside_speech() -> None:
+    """A hard cap (or Finalize) may cut inside a word: the next decode hears a second before."""
+    segmenter = Segmenter(
+        SegmenterSettings(
+            endpointing_ms=300, interim_period_s=None, soft_max_segment_s=5.0, hard_max_segment_s=8.0
+        )
+    )
+    segmenter.advance([*windows(7.0, 0.9), 0.4, *windows(2.0, 0.9)])
+    cut_at = segmenter.cursor
+    window = segmenter.finalize(total_samples=round(9.1 * 16000))
+    assert window is not None
+    assert window.context_start == pytest.approx(cut_at - 1.0, abs=0.001)
+    after_finalize = segmenter.finalize(total_samples=round(9.5 * 16000))
+    assert after_finalize is not None
+    assert after_finalize.context_start == pytest.approx(window.end - 1.0, abs=0.001)

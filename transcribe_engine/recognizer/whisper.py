@@ -8,7 +8,10 @@ enough for text that will be replaced.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,19 +24,39 @@ from transcribe_engine.protocol import ModelInfo, Word
 from transcribe_engine.recognizer.base import ChannelRecognizer, RecognizerSettings
 
 # Whisper pads every input to 30 s, so the encoder (~80 % of a decode here) costs the same for a
-# 1 s interim as for a 30 s segment. Encoding only the content plus silence up to 20 s costs
-# about half and held 5 real-time streams instead of 1 on this machine's 2 cores (see
-# docs/engine-bench.md). With 10 s tiny.en looped on sub-second words ("1, 1, 1, ..."); with
-# 20 s it sometimes adds words after the end of the audio, which come out with zero duration
-# at the very end and are dropped (_drop_trailing_ghosts).
-_MIN_ENCODER_FRAMES = 2000  # 20 s of 10 ms mel frames
+# 1 s interim as for a 30 s segment. Encoding only the content plus padding up to a minimum
+# costs far less: the encoder is superlinear in its frames (measured here, one thread: 30 s
+# 0.69 s, 20 s 0.17-0.19 s, 15 s 0.09-0.12 s, 10 s 0.045-0.06 s). Finals keep 15 s: on the corpus
+# their words are the same as with 20 s; an early 10 s minimum made tiny.en loop on sub-second
+# words ("1, 1, 1, ..."). Interims, greedy and bounded in tokens and replaced by the final,
+# use 10 s: on the corpus their text barely changes and no interim looped. A short context
+# sometimes adds words after the end of the audio, which come out with zero duration at the
+# very end and are dropped (_drop_trailing_ghosts).
+_FINAL_MIN_FRAMES = 1500  # 15 s of 10 ms mel frames
+_INTERIM_MIN_FRAMES = 1000
 _GHOST_DURATION_S = 0.02
 _TAIL_FRAMES = 100  # 1 s of trailing silence after the content
 _FULL_FRAMES = 3000
 
 
 class _ShortContextWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper is untyped
-    """faster-whisper with the encoder run on the content instead of a fixed 30 s window."""
+    """faster-whisper with the encoder run on the content instead of a fixed 30 s window.
+
+    The model is shared by the decode threads; each sets its own minimum (``min_frames``, a
+    thread-local) around a ``transcribe`` call, which runs ``encode`` in the calling thread.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._context = threading.local()
+
+    @contextlib.contextmanager
+    def min_frames(self, frames: int) -> Iterator[None]:
+        self._context.min_frames = frames
+        try:
+            yield
+        finally:
+            del self._context.min_frames
 
     def encode(self, features: npt.NDArray[np.float32]) -> Any:
         # pad_or_trim() fills the window with exact zeros after the content; real log-mel
@@ -43,7 +66,8 @@ class _ShortContextWhisper(WhisperModel):  # type: ignore[misc]  # faster-whispe
             return super().encode(features)
         used = np.flatnonzero(np.any(frames != 0, axis=0))
         content = int(used[-1]) + 1 if len(used) else 0
-        keep = min(_FULL_FRAMES, max(content + _TAIL_FRAMES, _MIN_ENCODER_FRAMES))
+        minimum = getattr(self._context, "min_frames", _FINAL_MIN_FRAMES)
+        keep = min(_FULL_FRAMES, max(content + _TAIL_FRAMES, minimum))
         keep += keep % 2  # the encoder's stride-2 convolution wants an even length
         return super().encode(np.ascontiguousarray(features[..., :keep]))
 
@@ -108,12 +132,19 @@ class WhisperRecognizer:
 
 
 class _WhisperChannel:
-    def __init__(self, model: WhisperModel, settings: RecognizerSettings, language: str | None) -> None:
+    def __init__(
+        self, model: _ShortContextWhisper, settings: RecognizerSettings, language: str | None
+    ) -> None:
         self._model = model
         self._settings = settings
         self._language = language
 
     def decode(self, audio: npt.NDArray[np.float32], *, segment_id: int, final: bool) -> list[Word]:
+        with self._model.min_frames(_FINAL_MIN_FRAMES if final else _INTERIM_MIN_FRAMES):
+            return self._decode(audio, final=final)
+
+    def _decode(self, audio: npt.NDArray[np.float32], *, final: bool) -> list[Word]:
+        # transcribe() returns a lazy generator: everything is decoded inside this call.
         if final:
             segments, _ = self._model.transcribe(
                 audio,
