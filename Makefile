@@ -88,7 +88,7 @@ bench-engine: setup
 	$(PY) -m bench.engine --write "$(OUT)"
 
 ## bench-engine-health: the gateway's health checks while the engine is saturated
-## (docs/engine-health.md is the committed report).
+## (on its own; `make bench-engine` includes it in docs/engine-bench.md).
 bench-engine-health: OUT ?= .bench/engine-health.md
 bench-engine-health: setup
 	$(PY) -m bench.engine_health --write "$(OUT)"

@@ -36,6 +36,8 @@ from typing import Any
 import jiwer
 from websockets.asyncio.client import connect
 
+from bench import engine_health
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 PYTHON = sys.executable
@@ -647,6 +649,8 @@ async def run(args: argparse.Namespace) -> str:
             async with process(argv, workdir, "engine-capacity") as engine:
                 rows = await capacity(engine.address, engine, capacity_clip, steps)
     command = "python -m bench.engine" + (" " + shlex.join(args.argv) if args.argv else "")
+    # Last, on a gateway of its own: the saturation it makes would skew the passes above.
+    health = await engine_health.section(seconds=args.health_seconds) if args.health_seconds > 0 else ""
     return render(
         command=command,
         passes=passes,
@@ -658,7 +662,7 @@ async def run(args: argparse.Namespace) -> str:
         clips=clips,
         capacity_clip=capacity_clip,
         load=(load_start, os.getloadavg()[0]),
-    )
+    ) + ("\n" + health if health else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -676,6 +680,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacity-seconds", type=float, default=20.0, help="audio per capacity stream")
     parser.add_argument(
         "--capacity-only", action="store_true", help="only the concurrent-streams section (stdout)"
+    )
+    parser.add_argument(
+        "--health-seconds",
+        type=float,
+        default=30.0,
+        help="audio per phase of the gateway-health-while-saturated section (bench.engine_health; 0 skips)",
     )
     parser.add_argument("--write", type=Path, default=None, help="also write the report here (markdown)")
     args = parser.parse_args(argv)

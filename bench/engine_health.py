@@ -57,7 +57,7 @@ HEAD_START_S = 1.0  # the normal stream's, before the load starts
 WARM_UP_S = 3.0  # after the load started, before health is measured
 RETRY_S = 0.5  # a refused or failed load stream tries again after this
 RAMP_S = 0.5
-COMMAND = "python -m bench.engine_health --write docs/engine-health.md"
+COMMAND = "python -m bench.engine_health"
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -412,7 +412,8 @@ def render(report: Report) -> str:
     lines = [
         "## The gateway's health while the engine is saturated",
         "",
-        f"Command: `{COMMAND}` (`make bench-engine-health OUT=docs/engine-health.md`); "
+        f"Command: `{COMMAND}` (`make bench-engine-health`; also the last section of "
+        "`python -m bench.engine`); "
         f"{report.cores} cores, shared with other work, both phases side by side in one run.",
         "",
         f"`gateway serve` with no key runs the engine as its supervised child. In each phase of "
