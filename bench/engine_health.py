@@ -434,7 +434,11 @@ def render(report: Report) -> str:
         f"Health p99 while saturated: {p99:.1f} ms against a target of under {TARGET_P99_MS:g} ms "
         f"with no failed check: **{verdict}**. Engine restarts during the run: {report.restarts}.",
         "",
-        f"The load's calls and how they ended: {load}.",
+        f"The load's calls and how they ended, as its clients saw them: {load}. An INTERNAL here "
+        "is grpc-python's `Internal error from Core`, what its client reports when it is still "
+        "writing as the server ends the call (grpc/grpc#36066): the load writes without waiting "
+        "for `session_started`, and the gateway's own `grpc_server_handled_total` counts those "
+        "calls as the refusals they were (INVALID_ARGUMENT, RESOURCE_EXHAUSTED).",
         "",
     ]
     return "\n".join(lines)
