@@ -127,6 +127,24 @@ class AudioLog:
             payload = entry.payload = bytes(payload)
         return payload
 
+    def take_audio(self, max_bytes: int) -> list[bytes]:
+        """The audio entries next in line, up to the next control and within ``max_bytes`` (at
+        least one if any), and move the cursor past them: what can share one message."""
+        entries = self._entries
+        out: list[bytes] = []
+        total = 0
+        while self._sent < len(entries):
+            entry = entries[self._sent]
+            payload = entry.payload
+            if isinstance(payload, str) or (out and total + len(payload) > max_bytes):
+                break
+            if isinstance(payload, bytearray):
+                payload = entry.payload = bytes(payload)
+            out.append(payload)
+            total += len(payload)
+            self._sent += 1
+        return out
+
     def rewind(self) -> int:
         """Point the cursor at the first entry held; returns the audio bytes it will resend."""
         resent = 0

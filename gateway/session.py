@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 _OUTPUT_QUEUE_SIZE = 256
 # How often a session adds its per-frame counts to the metrics (and so how far a scrape lags).
 _PUBLISH_INTERVAL_S = 1.0
+# At most this much waiting audio leaves as one websocket message (3.2 s of 16 kHz linear16:
+# far below any upstream's message limit).
+_BATCH_BYTES = 100 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,14 +400,11 @@ class Session:
         upstream's flow control: the sender does). A failed send is the connection's failure,
         which the sender and receiver report: the frame stays in the log, and a reconnect
         replays it."""
-        payload = self._relay.take(now)
-        if payload is None:
+        frames = self._relay.take_audio(now, _BATCH_BYTES)
+        if not frames:
             return
         try:
-            if isinstance(payload, bytes):
-                await self._send_audio(connection, payload)
-            else:
-                await self._send_text(connection, payload)
+            await self._send_audio(connection, frames)
         except UpstreamError:
             # Wake the sender: its next send on this connection raises the failure.
             self._log_changed.set()
@@ -548,12 +548,16 @@ class Session:
         relay = self._relay
         changed = self._log_changed
         while True:
-            payload = relay.take(time.monotonic())
-            if isinstance(payload, bytes):
-                await self._send_audio(connection, payload)
+            now = time.monotonic()
+            # Audio already waiting (a backlog, a replay) leaves as one message.
+            frames = relay.take_audio(now, _BATCH_BYTES)
+            if frames:
+                await self._send_audio(connection, frames)
                 continue
-            if payload is not None:
-                await self._send_text(connection, payload)
+            text = relay.take(now)
+            if text is not None:
+                assert isinstance(text, str)  # audio would have been taken above
+                await self._send_text(connection, text)
                 continue
             if self._keepalive_due:
                 self._keepalive_due = False
@@ -567,9 +571,14 @@ class Session:
             finally:
                 self._idle_connection = None
 
-    async def _send_audio(self, connection: UpstreamConnection, audio: bytes) -> None:
-        await connection.send_audio(audio)
-        self._counts.relayed_bytes += len(audio)
+    async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
+        if len(frames) == 1:
+            audio = frames[0]
+            await connection.send_audio(audio)
+            self._counts.relayed_bytes += len(audio)
+        else:
+            await connection.send_audio_batch(frames)
+            self._counts.relayed_bytes += sum(map(len, frames))
         if self._holding:
             # Unreplayable audio frees its room once sent.
             self._progress.set()

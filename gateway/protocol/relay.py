@@ -185,6 +185,18 @@ class Relay:
             self.waiting_since = now
         return payload
 
+    def take_audio(self, now: float, max_bytes: int) -> list[bytes]:
+        """The audio frames waiting next, up to the next control and within ``max_bytes`` (at
+        least one if any): frames the session may send as one message. Empty when the next
+        entry is not audio or nothing waits (then :meth:`take` says what comes next)."""
+        frames = self.log.take_audio(max_bytes)
+        if frames:
+            self.sent_bytes += sum(map(len, frames))
+            self.last_sent = now
+            if self.waiting_since is None:
+                self.waiting_since = now
+        return frames
+
     def keepalive_sent(self, now: float) -> None:
         self.last_sent = now
 

@@ -58,13 +58,21 @@ class Plan:
     transcribe: bool = True
     # Final result every this many blocks.
     blocks_per_result: int = 5
-    # Fault injection, counted in binary frames received on this connection.
+    # Fault injection at a position of the audio this connection received, in blocks of counter
+    # audio (BLOCK_BYTES each; a "frame" is one block's worth): the fault fires on the first
+    # audio byte past that many blocks, whatever websocket messages carried them. Deepgram has no
+    # notion of audio message boundaries, so neither do the faults: a gateway sending one block
+    # per message, or several waiting blocks as one, meets each fault at the same audio, and the
+    # audio before it is transcribed either way. 0: on the first audio.
+    # Close with close_code and close_reason:
     close_after_frames: int | None = None
     close_code: int = 1011
     close_reason: str = (
         "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000"
     )
+    # Drop the TCP connection (the gateway sees 1006):
     drop_after_frames: int | None = None
+    # Read nothing more and never answer (an upstream that hangs):
     stall_after_frames: int | None = None
     # Wait this long after CloseStream before the last results (a slow flush).
     close_stream_delay_s: float = 0.0
@@ -200,8 +208,7 @@ class _Conversation:
         self.pending = bytearray()
         self.block = 0  # blocks transcribed on this connection
         self.unreported: list[tuple[int, int]] = []  # (block index on this connection, value)
-        self.audio_frames = 0
-        self.fault_offset = 0
+        self.audio_bytes = 0  # audio received on this connection
         self.received_seconds = 0.0
 
     async def run(self) -> None:
@@ -216,13 +223,18 @@ class _Conversation:
                 return
             self.record.frames.append(frame)
             if isinstance(frame, bytes):
-                self.audio_frames += 1
-                if await self._fault() or await self._block_fault(frame):
-                    return
-                self.received_seconds += len(frame) / (SAMPLE_RATE * 2)
+                start = self.audio_bytes
+                self.audio_bytes += len(frame)
+                fault = self._first_fault(start, frame)
+                # The audio before a fault is answered as if it had come in a message of its own.
+                audio = frame if fault is None else frame[: fault[0] - start]
+                self.received_seconds += len(audio) / (SAMPLE_RATE * 2)
                 if self.plan.transcribe:
-                    self.pending += frame
+                    self.pending += audio
                     await self._transcribe(finalize=False)
+                if fault is not None:
+                    await self._fail(fault[1])
+                    return
                 continue
             kind = json.loads(frame).get("type")
             if kind == "Finalize":
@@ -240,37 +252,40 @@ class _Conversation:
                 await self.ws.close(1000)
                 return
 
-    async def _fault(self) -> bool:
-        plan, n = self.plan, self.audio_frames
-        if plan.drop_after_frames is not None and n > plan.drop_after_frames:
+    def _first_fault(self, start: int, frame: bytes) -> tuple[int, str] | None:
+        """The earliest fault within audio bytes [start, start + len(frame)) of this connection:
+        (its byte position, its kind), or None."""
+        plan, end = self.plan, start + len(frame)
+        faults: list[tuple[int, str]] = []
+        # In order of precedence when two fall on the same byte.
+        for kind, blocks in (
+            ("drop", plan.drop_after_frames),
+            ("close", plan.close_after_frames),
+            ("stall", plan.stall_after_frames),
+        ):
+            if blocks is not None and end > blocks * BLOCK_BYTES:
+                faults.append((max(start, blocks * BLOCK_BYTES), kind))
+        if plan.fail_at_block is not None:
+            # Block boundaries of this connection's audio (which starts on one: replays are aligned).
+            first = start + -start % BLOCK_BYTES
+            for position in range(first, end - 1, BLOCK_BYTES):
+                if struct.unpack_from("<h", frame, position - start)[0] == plan.fail_at_block:
+                    faults.append((position, "block"))
+                    break
+        return min(faults, key=lambda fault: fault[0]) if faults else None
+
+    async def _fail(self, kind: str) -> None:
+        plan = self.plan
+        if kind == "drop":
             self.ws.transport.abort()
-            return True
-        if plan.close_after_frames is not None and n > plan.close_after_frames:
-            await self.ws.close(plan.close_code, plan.close_reason)
-            return True
-        if plan.stall_after_frames is not None and n > plan.stall_after_frames:
+        elif kind == "stall":
             # Keep the socket open and read nothing more, until the peer gives up: an upstream that hangs.
             await self.ws.wait_closed()
-            return True
-        return False
-
-    async def _block_fault(self, frame: bytes) -> bool:
-        """The audio-tied faults: fail when a frame carries block ``fail_at_block``."""
-        plan = self.plan
-        if plan.fail_at_block is None:
-            return False
-        # Block boundaries of this connection's audio (which starts on one: replays are aligned).
-        first = -self.fault_offset % BLOCK_BYTES
-        self.fault_offset += len(frame)
-        blocks = {struct.unpack_from("<h", frame, i)[0] for i in range(first, len(frame) - 1, BLOCK_BYTES)}
-        if plan.fail_at_block not in blocks:
-            return False
-        if plan.huge_frame_bytes is not None:
+        elif kind == "block" and plan.huge_frame_bytes is not None:
             await self.ws.send("x" * plan.huge_frame_bytes)
             await self.ws.wait_closed()
         else:
             await self.ws.close(plan.close_code, plan.close_reason)
-        return True
 
     async def _transcribe(self, *, finalize: bool, from_finalize: bool = True) -> None:
         while len(self.pending) >= BLOCK_BYTES:

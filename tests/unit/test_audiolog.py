@@ -35,6 +35,32 @@ def test_take_walks_the_entries_in_order() -> None:
     assert not log.unsent
 
 
+def test_take_audio_takes_the_audio_waiting_up_to_a_control_or_the_byte_limit() -> None:
+    log = make()
+    assert log.take_audio(10_000) == [A]
+    assert log.take_audio(10_000) == []
+    assert log.take() == FINALIZE
+    assert log.take_audio(3000) == [B]
+    # One entry even when it alone is over the limit.
+    assert log.take_audio(1) == [C]
+    assert log.take_audio(10_000) == []
+    log.rewind()
+    assert log.take_audio(10_000) == [A]
+    log.take()
+    assert log.take_audio(4000) == [B, C]
+    assert not log.unsent
+
+
+def test_take_audio_freezes_the_growing_tail() -> None:
+    log = AudioLog()
+    log.append_audio(b"x" * 10)
+    log.append_audio(b"y" * 10)
+    (frame,) = log.take_audio(100)
+    assert frame == b"x" * 10 + b"y" * 10 and isinstance(frame, bytes)
+    log.append_audio(b"z" * 10)
+    assert log.take_audio(100) == [b"z" * 10]
+
+
 def test_rewind_resends_everything_held() -> None:
     log = make()
     take_all(log)
