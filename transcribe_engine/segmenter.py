@@ -34,9 +34,11 @@ class SegmenterSettings:
     soft_max_segment_s: float = 10.0
     hard_max_segment_s: float = 20.0
     utterance_end_ms: int | None = None
-    # An interim for less speech than this waits (Whisper answers a breath with "Thank you.");
-    # it is sent as soon as there is enough, so the first words show early.
-    min_interim_speech_s: float = 0.5
+    # An interim for less speech than this waits (Whisper answers a breath with "Thank you.";
+    # finals decode from 0.25 s, see stream._MIN_FINAL_SPEECH_S). The first interim of a
+    # window's speech is sent as soon as there is this much, not at the next period tick, so
+    # the first words show ~0.3 s after the onset plus one greedy decode (docs/engine.md).
+    min_interim_speech_s: float = 0.3
 
     @property
     def endpoint_samples(self) -> int | None:
@@ -165,7 +167,10 @@ class Segmenter:
             self._audio_start = self._cursor
         self._check_utterance_end(events)
         period = settings.interim_period_s
-        if period is not None and self._now - self._last_interim >= period * RATE:
+        # No interim of this window has heard speech yet: the first one need not wait for the
+        # period (a silent window's empty interims set its phase, up to a period before onset).
+        first_words = self._interim_speech <= 0 and self._speech_samples > 0
+        if period is not None and (first_words or self._now - self._last_interim >= period * RATE):
             too_little = 0 < self._speech_samples < settings.min_interim_speech_s * RATE
             # Without new speech since the last interim the decode would hear only silence
             # more and say the same: it is skipped (the final follows at the endpoint).
