@@ -48,6 +48,9 @@ READY_LIMIT_S = 120.0
 KEEP_UP_FINAL_P90_S = 2.5
 # ... and its last result arrives this soon after the end of its audio.
 KEEP_UP_CLOSE_S = 4.0
+# The endpointing the clips are streamed with: Deepgram's default 10 ms, raised to the engine's
+# minimum. "Endpoint -> final" starts this long after a final's last word.
+ENDPOINT_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class StreamStats:
     text: str = ""
     first_interim_s: float | None = None  # first audio sent -> first interim with words
     final_latencies: list[float] = field(default_factory=list)  # end of last word -> final
+    # End of the last word + ENDPOINT_S -> final, for the finals cut at an endpoint (speech_final).
+    endpoint_latencies: list[float] = field(default_factory=list)
     close_after_s: float = 0.0  # end of audio -> last message
     finals: int = 0
     interims: int = 0
@@ -144,6 +149,7 @@ def record(
     transcript: str,
     last_word_end: float | None,
     now: float,
+    speech_final: bool = False,
 ) -> None:
     if is_final:
         stats.finals += 1
@@ -151,6 +157,9 @@ def record(
             stats.text = f"{stats.text} {transcript}".strip()
             if pacer.realtime and last_word_end is not None:
                 stats.final_latencies.append(now - pacer.audio_available_at(last_word_end))
+                if speech_final:
+                    endpoint = pacer.audio_available_at(last_word_end + ENDPOINT_S)
+                    stats.endpoint_latencies.append(now - endpoint)
     else:
         stats.interims += 1
         if transcript and stats.first_interim_s is None:
@@ -188,6 +197,7 @@ async def engine_stream(url: str, clip: Clip, *, realtime: bool, interim: bool) 
                 transcript=alternative["transcript"],
                 last_word_end=words[-1]["end"] if words else None,
                 now=last,
+                speech_final=message["speech_final"],
             )
         stats.close_after_s = last - await sender
     return stats
@@ -232,6 +242,7 @@ async def gateway_stream(address: str, clip: Clip) -> StreamStats:
                 transcript=alternative.transcript if alternative is not None else "",
                 last_word_end=words[-1].end_seconds if words else None,
                 now=last,
+                speech_final=result.speech_final,
             )
     stats.close_after_s = last - await sent_all
     return stats
@@ -300,6 +311,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def after_onsets(stats: Sequence[StreamStats], onsets: Sequence[float | None]) -> list[float]:
+    """First interim with words after each clip's speech onset (both on the stream's clock:
+    the pacer sends audio time t at t0 + t)."""
+    return [
+        s.first_interim_s - onset
+        for s, onset in zip(stats, onsets, strict=False)
+        if s.first_interim_s is not None and onset is not None
+    ]
+
+
 @dataclass
 class PassReport:
     label: str
@@ -311,15 +336,22 @@ class PassReport:
     def wer(self) -> float:
         return corpus_wer(self.references, [s.text for s in self.stats])
 
-    def summary(self) -> dict[str, float]:
+    def summary(self, onsets: Sequence[float | None] = ()) -> dict[str, float]:
+        """``onsets``: each clip's speech onset (``speech_onset``), for the first interim after it."""
         latencies = [x for s in self.stats for x in s.final_latencies]
+        endpoints = [x for s in self.stats for x in s.endpoint_latencies]
         firsts = [s.first_interim_s for s in self.stats if s.first_interim_s is not None]
+        after_onset = after_onsets(self.stats, onsets)
         return {
             "wer": self.wer,
-            "first_interim_p50": statistics.median(firsts) if firsts else float("nan"),
+            "first_interim_p50": median(firsts),
             "first_interim_p90": percentile(firsts, 0.9),
-            "final_p50": statistics.median(latencies) if latencies else float("nan"),
+            "onset_interim_p50": median(after_onset),
+            "onset_interim_p90": percentile(after_onset, 0.9),
+            "final_p50": median(latencies),
             "final_p90": percentile(latencies, 0.9),
+            "endpoint_final_p50": median(endpoints),
+            "endpoint_final_p90": percentile(endpoints, 0.9),
             "close_p50": statistics.median(s.close_after_s for s in self.stats),
             "close_p90": percentile([s.close_after_s for s in self.stats], 0.9),
             "interims_per_audio_s": sum(s.interims for s in self.stats) / sum(s.audio_s for s in self.stats),
@@ -397,6 +429,22 @@ def batch_texts(clips: list[Clip]) -> list[str]:
     return texts
 
 
+def speech_onset(clip: Clip) -> float | None:
+    """Where the clip's speech starts: the first speech the Silero VAD finds over the whole clip
+    (no padding), or None for a clip without speech.
+
+    Checked against frame energies: it falls within one 32 ms window of the audible onset on
+    the corpus, while Whisper's first-word start (batch decode, word timestamps) lies 0.1-0.4 s
+    before it (0.0 for six clips), which would charge the engine for silence.
+    """
+    import numpy as np
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    audio = np.frombuffer(clip.pcm, "<i2").astype(np.float32) / 32768.0
+    found = get_speech_timestamps(audio, VadOptions(speech_pad_ms=0, min_speech_duration_ms=0))
+    return found[0]["start"] / 16000 if found else None
+
+
 def program(clips: list[Clip], seconds: float) -> Clip:
     """Clips back to back (with their natural pauses) until ``seconds`` of audio."""
     parts: list[bytes] = []
@@ -421,13 +469,17 @@ class CapacityRow:
     cpu_share: float  # engine CPU seconds per wall second, over the run (2.0 = both cores)
     close_p90: float = float("nan")  # CloseStream -> last result, over the row's streams
     first_interim_p50: float = float("nan")
+    onset_interim_p50: float = float("nan")  # first interim after the program's speech onset
+    endpoint_final_p90: float = float("nan")
 
     @property
     def keeps_up(self) -> bool:
         return self.final_p90 <= KEEP_UP_FINAL_P90_S and self.close_max <= KEEP_UP_CLOSE_S
 
 
-async def capacity(url: str, engine: Process, clip: Clip, steps: Sequence[int]) -> list[CapacityRow]:
+async def capacity(
+    url: str, engine: Process, clip: Clip, steps: Sequence[int], onset: float | None = None
+) -> list[CapacityRow]:
     rows: list[CapacityRow] = []
     for n in steps:
         cpu = engine.cpu_seconds()
@@ -437,6 +489,7 @@ async def capacity(url: str, engine: Process, clip: Clip, steps: Sequence[int]) 
         )
         wall = time.monotonic() - start
         latencies = [x for s in stats for x in s.final_latencies]
+        endpoints = [x for s in stats for x in s.endpoint_latencies]
         row = CapacityRow(
             streams=n,
             final_p90=percentile(latencies, 0.9),
@@ -445,9 +498,9 @@ async def capacity(url: str, engine: Process, clip: Clip, steps: Sequence[int]) 
             wer=corpus_wer([clip.reference] * n, [s.text for s in stats]),
             cpu_share=(engine.cpu_seconds() - cpu) / wall,
             close_p90=percentile([s.close_after_s for s in stats], 0.9),
-            first_interim_p50=statistics.median(
-                [s.first_interim_s for s in stats if s.first_interim_s is not None] or [float("nan")]
-            ),
+            first_interim_p50=median([s.first_interim_s for s in stats if s.first_interim_s is not None]),
+            onset_interim_p50=median(after_onsets(stats, [onset] * n)),
+            endpoint_final_p90=percentile(endpoints, 0.9),
         )
         rows.append(row)
         print(f"  [capacity] {row}", flush=True)
@@ -471,6 +524,7 @@ def render(
     rtf: float,
     batch_wer: float,
     batch: list[str],
+    onsets: list[float | None],
     rows: list[CapacityRow],
     derived: int | None,
     clips: list[Clip],
@@ -495,18 +549,22 @@ def render(
         f"Batch: {BATCH_DESCRIPTION.format(beam=EngineConfig().beam_size_final)}. "
         "Streaming must stay within 0.5 points of it on the same clips.",
         "",
-        "| path | WER | streaming - batch | first interim p50 / p90 | end of speech -> final p50 / p90 | "
+        "| path | WER | streaming - batch | first interim p50 / p90 | "
+        "first interim after speech onset p50 / p90 | end of speech -> final p50 / p90 | "
+        "endpoint -> final p50 / p90 | "
         "CloseStream -> last result p50 / p90 | interims per audio s | engine CPU s per audio s |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| batch (whole clip, offline) | **{batch_wer * 100:.1f} %** | | | | | | |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| batch (whole clip, offline) | **{batch_wer * 100:.1f} %** | | | | | | | | |",
     ]
     for report in passes:
-        s = report.summary()
+        s = report.summary(onsets)
         cpu = f"{report.cpu_per_audio_s:.2f}" if report.cpu_per_audio_s is not None else "n/a"
         lines.append(
             f"| {report.label} | **{s['wer'] * 100:.1f} %** | {(s['wer'] - batch_wer) * 100:+.1f} points | "
             f"{s['first_interim_p50']:.2f} s / {s['first_interim_p90']:.2f} s | "
+            f"{s['onset_interim_p50']:.2f} s / {s['onset_interim_p90']:.2f} s | "
             f"{s['final_p50']:.2f} s / {s['final_p90']:.2f} s | "
+            f"{s['endpoint_final_p50']:.2f} s / {s['endpoint_final_p90']:.2f} s | "
             f"{s['close_p50']:.2f} s / {s['close_p90']:.2f} s | {s['interims_per_audio_s']:.2f} | {cpu} |"
         )
     lines += [
@@ -516,9 +574,15 @@ def render(
         f"the start: {load[0]:.1f}, at the end: {load[1]:.1f}.",
         "",
         'WER: lowercase, punctuation stripped, over the whole corpus (jiwer). "First interim": '
-        'from the first audio chunk to the first interim with words. "End of speech -> final": '
+        'from the first audio chunk to the first interim with words. "First interim after speech '
+        "onset\": from the moment the audio up to the clip's onset had been sent to the first "
+        "interim with words; the onset is where the Silero VAD, run offline over the whole clip "
+        "without padding, finds the first speech (within one 32 ms window of the audible onset "
+        'on this corpus; Whisper\'s first-word times lie 0.1-0.4 s before it). "End of speech -> final": '
         "from the moment the audio up to a final's last word had been sent to the final's "
         "arrival; it includes the endpointing silence (300 ms) and the beam-5 decode. "
+        '"Endpoint -> final": the same for the finals cut at an endpoint (`speech_final`), from '
+        f"{ENDPOINT_S * 1000:.0f} ms of silence after their last word (the end of the endpointing wait). "
         '"CloseStream -> last result": from the last chunk (then CloseStream, or the gRPC '
         "half-close) to the last message.",
         "",
@@ -551,14 +615,17 @@ def render(
         "ends. Interims are coalesced under load (a channel never queues more than one), so their "
         "rate drops before finals fall behind.",
         "",
-        "| streams | end of speech -> final p90 | CloseStream -> last result p90 / max | "
-        "first interim p50 | interims per audio s | WER | engine CPU (cores busy) | keeps up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| streams | end of speech -> final p90 | endpoint -> final p90 | "
+        "CloseStream -> last result p90 / max | first interim p50 | first interim after onset p50 | "
+        "interims per audio s | WER | engine CPU (cores busy) | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row.streams} | {row.final_p90:.2f} s | {row.close_p90:.2f} s / {row.close_max:.2f} s | "
-            f"{row.first_interim_p50:.2f} s | {row.interims_per_audio_s:.2f} | {row.wer * 100:.1f} % | "
+            f"| {row.streams} | {row.final_p90:.2f} s | {row.endpoint_final_p90:.2f} s | "
+            f"{row.close_p90:.2f} s / {row.close_max:.2f} s | "
+            f"{row.first_interim_p50:.2f} s | {row.onset_interim_p50:.2f} s | "
+            f"{row.interims_per_audio_s:.2f} | {row.wer * 100:.1f} % | "
             f"{row.cpu_share:.2f} | {'yes' if row.keeps_up else 'no'} |"
         )
     held = max((r.streams for r in rows if r.keeps_up), default=0)
@@ -575,16 +642,21 @@ def render(
 async def capacity_only(args: argparse.Namespace) -> str:
     """Just the concurrency section, for measuring one change quickly."""
     load_start = os.getloadavg()[0]
-    capacity_clip = program(load_corpus(args.corpus), args.capacity_seconds)
+    corpus = load_corpus(args.corpus)
+    capacity_clip = program(corpus, args.capacity_seconds)
+    # The program starts with the corpus's first clip: its onset is the program's.
+    onset = speech_onset(corpus[0])
     steps = [n for n in args.capacity_steps if n <= args.capacity_max]
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         argv = engine_argv("--max-streams", str(max(steps) + 1))
         async with process(argv, Path(tmp), "engine-capacity") as engine:
-            rows = await capacity(engine.address, engine, capacity_clip, steps)
+            rows = await capacity(engine.address, engine, capacity_clip, steps, onset)
     lines = [f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}"]
     lines += [
-        f"{r.streams} streams: final p90 {r.final_p90:.2f} s, close p90 {r.close_p90:.2f} s max "
-        f"{r.close_max:.2f} s, first interim p50 {r.first_interim_p50:.2f} s, interims/s "
+        f"{r.streams} streams: final p90 {r.final_p90:.2f} s, endpoint -> final p90 "
+        f"{r.endpoint_final_p90:.2f} s, close p90 {r.close_p90:.2f} s max "
+        f"{r.close_max:.2f} s, first interim p50 {r.first_interim_p50:.2f} s, after onset "
+        f"{r.onset_interim_p50:.2f} s, interims/s "
         f"{r.interims_per_audio_s:.2f}, WER {r.wer * 100:.1f} %, cores {r.cpu_share:.2f}, "
         f"{'keeps up' if r.keeps_up else 'falls behind'}"
         for r in rows
@@ -637,17 +709,21 @@ async def run(args: argparse.Namespace) -> str:
             rtf = await offline_rtf(url, clips)
             print(f"offline RTF {rtf:.3f}", flush=True)
         batch = await asyncio.to_thread(batch_texts, clips)
-        for clip, text in zip(clips, batch, strict=True):
-            print(f"  [batch] {clip.name}: {text!r}", flush=True)
+        onsets = [speech_onset(clip) for clip in clips]
+        for clip, text, onset in zip(clips, batch, onsets, strict=True):
+            print(f"  [batch] {clip.name} (speech onset {onset} s): {text!r}", flush=True)
         batch_wer = corpus_wer([c.reference for c in clips], batch)
         print(f"batch WER {batch_wer * 100:.2f} %", flush=True)
-        capacity_clip = program(load_corpus(args.corpus), args.capacity_seconds)
+        corpus = load_corpus(args.corpus)
+        capacity_clip = program(corpus, args.capacity_seconds)
+        # The program starts with the corpus's first clip: its onset is the program's.
+        program_onset = speech_onset(corpus[0])
         rows: list[CapacityRow] = []
         steps = [n for n in args.capacity_steps if n <= args.capacity_max]
         if steps:
             argv = engine_argv("--max-streams", str(max(steps) + 1))
             async with process(argv, workdir, "engine-capacity") as engine:
-                rows = await capacity(engine.address, engine, capacity_clip, steps)
+                rows = await capacity(engine.address, engine, capacity_clip, steps, program_onset)
     command = "python -m bench.engine" + (" " + shlex.join(args.argv) if args.argv else "")
     # Last, on a gateway of its own: the saturation it makes would skew the passes above.
     health = await engine_health.section(seconds=args.health_seconds) if args.health_seconds > 0 else ""
@@ -657,6 +733,7 @@ async def run(args: argparse.Namespace) -> str:
         rtf=rtf,
         batch_wer=batch_wer,
         batch=batch,
+        onsets=onsets,
         rows=rows,
         derived=derived,
         clips=clips,

@@ -171,6 +171,8 @@ class Channel:
                     assert self._interim is not None
                     job, self._interim = self._interim, None
                     words = await self._decode(job, final=False)
+                    if not words:
+                        self.segmenter.note_empty_interim(job.window)
                     # A final for this window may have been queued while decoding.
                     if not self._finals and job.window.segment_id == self.segmenter.segment_id:
                         self._stream.send_result(self.index, job.window, words)

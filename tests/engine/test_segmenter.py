@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transcribe_engine.protocol import Word
 from transcribe_engine.segmenter import (
@@ -132,14 +134,67 @@ def test_no_utterance_end_when_speech_resumes_quickly() -> None:
 
 
 def test_first_interim_waits_for_enough_speech_then_comes_at_once() -> None:
-    """An interim is held until half a second of speech, then sent without waiting a period."""
-    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    """An interim is held until there is enough speech, then sent without waiting a period."""
+    segmenter = Segmenter(
+        SegmenterSettings(endpointing_ms=300, interim_period_s=1.0, min_interim_speech_s=0.5)
+    )
     early = interims(segmenter.advance(windows(0.8, 0.05) + windows(0.3, 0.9)))
     assert [w.has_speech for w in early] == []  # due at 1.024 s, but only ~0.3 s of speech
     (first,) = interims(segmenter.advance(windows(0.25, 0.9)))
     assert first.has_speech
     assert first.speech_s >= 0.5
     assert first.end == pytest.approx(1.312, abs=0.04)
+
+
+@pytest.mark.parametrize("onset_s", [0.1, 0.45, 0.7, 0.95, 1.3, 2.6])
+def test_first_interim_of_speech_does_not_wait_for_the_period(onset_s: float) -> None:
+    """Whatever the phase of the silent window's empty interims, the first interim with speech
+    comes once the default minimum of speech (0.3 s) is heard; the next one comes where the
+    cadence's first would have on average (a period and 0.5 s later), then once a period."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    assert SegmenterSettings(endpointing_ms=300).min_interim_speech_s == 0.3
+    silent = interims(segmenter.advance(windows(onset_s, 0.05)))
+    assert not any(w.has_speech for w in silent)
+    onset = len(windows(onset_s, 0.05)) * WINDOW_S
+    speaking = interims(segmenter.advance(windows(3.5, 0.9)))
+    first, *later = speaking
+    assert first.has_speech
+    assert first.speech_s == pytest.approx(0.3, abs=WINDOW_S)
+    assert first.end - onset == pytest.approx(0.3, abs=WINDOW_S)
+    assert [round(w.end - first.end, 2) for w in later] == [
+        pytest.approx(1.5, abs=0.06),
+        pytest.approx(2.5, abs=0.06),
+    ]
+
+
+def test_first_interim_after_an_endpoint_comes_early_too() -> None:
+    """After an endpoint the next window's first interim follows its own speech, not the
+    period counted from the endpoint."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    events = segmenter.advance(windows(1.5, 0.9) + windows(0.35, 0.05))
+    (final,) = finals(events)
+    second = interims(segmenter.advance(windows(0.1, 0.05) + windows(0.4, 0.9)))
+    assert [w.has_speech for w in second] == [True]
+    assert second[0].segment_id == final.segment_id + 1
+    assert second[0].end - final.end == pytest.approx(0.1 + 0.3, abs=0.07)
+
+
+def test_an_early_interim_without_words_is_tried_again_soon() -> None:
+    """0.3 s of speech may be too little of the first word for the decoder: after an empty
+    early interim the next comes 0.3 s of speech later, not at the cadence."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    (early,) = interims(segmenter.advance(windows(0.5, 0.05) + windows(0.35, 0.9)))
+    assert early.speech_s == pytest.approx(0.3, abs=WINDOW_S)
+    assert interims(segmenter.advance(windows(0.1, 0.9))) == []  # the decode is under way
+    segmenter.note_empty_interim(early)
+    (retry,) = interims(segmenter.advance(windows(0.3, 0.9)))
+    assert retry.speech_s == pytest.approx(early.speech_s + 0.3, abs=WINDOW_S)
+    # With words (no note), the cadence follows; a stale note for a closed window is ignored.
+    assert interims(segmenter.advance(windows(1.0, 0.9))) == []
+    (final,) = finals(segmenter.advance(windows(0.4, 0.05)))
+    segmenter.note_empty_interim(retry)
+    assert interims(segmenter.advance(windows(0.5, 0.9)))[0].speech_s == pytest.approx(0.3, abs=WINDOW_S)
+    assert final.is_final
 
 
 # ---- words at segment boundaries (stream.place_words and friends, pure) ----
@@ -230,3 +285,23 @@ def test_decode_context_reaches_back_after_a_cut_inside_speech() -> None:
     after_finalize = segmenter.finalize(total_samples=round(9.5 * 16000))
     assert after_finalize is not None
     assert after_finalize.context_start == pytest.approx(window.end - 1.0, abs=0.001)
+
+
+@given(st.lists(st.sampled_from([0.05, 0.4, 0.9]), max_size=400))
+@settings(max_examples=150, deadline=None)
+def test_interims_with_speech_keep_their_bar_and_cadence(probabilities: list[float]) -> None:
+    """Whatever the VAD says: an interim with speech hears at least the minimum of speech and
+    more speech than the window's previous one; only a window's first one may come before the
+    period."""
+    segmenter = Segmenter(SegmenterSettings(endpointing_ms=300, interim_period_s=1.0))
+    minimum = SegmenterSettings(endpointing_ms=300).min_interim_speech_s
+    last: dict[int, Window] = {}
+    for event in segmenter.advance(probabilities):
+        if not isinstance(event, Window) or event.is_final or event.speech_s == 0:
+            continue
+        assert event.speech_s >= minimum - 1e-9
+        previous = last.get(event.segment_id)
+        if previous is not None:
+            assert event.speech_s > previous.speech_s
+            assert event.end - previous.end >= 1.0 - 1e-9
+        last[event.segment_id] = event
