@@ -94,7 +94,9 @@ func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transc
 	return stream.Send(&transcribev1.StreamTranscribeResponse{Response: &transcribev1.StreamTranscribeResponse_Summary{Summary: &transcribev1.SessionSummary{}}})
 }
 
-func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
+// serveFake starts a drainingServer on a loopback port, stopped when the test ends.
+func serveFake(t *testing.T) (*drainingServer, string) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -103,10 +105,27 @@ func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
 	fake := &drainingServer{}
 	transcribev1.RegisterTranscribeServiceServer(server, fake)
 	go server.Serve(lis)
-	defer server.Stop()
+	t.Cleanup(server.Stop)
+	return fake, lis.Addr().String()
+}
+
+// recvToEOF reads the stream's responses until it ends, failing the test on an error.
+func recvToEOF(t *testing.T, stream *Stream) {
+	t.Helper()
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+	}
+}
+
+func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
+	fake, addr := serveFake(t)
 
 	var events []ResumeEvent
-	client, err := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{
+	client, err := NewClient(addr, Options{Resume: ResumeOptions{
 		InitialBackoff: time.Millisecond, OnResume: func(e ResumeEvent) { events = append(events, e) },
 	}})
 	if err != nil {
@@ -161,15 +180,8 @@ func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
 }
 
 func TestStreamWithoutResumeReturnsTheError(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	transcribev1.RegisterTranscribeServiceServer(server, &drainingServer{})
-	go server.Serve(lis)
-	defer server.Stop()
-	client, _ := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{Disabled: true}})
+	_, addr := serveFake(t)
+	client, _ := NewClient(addr, Options{Resume: ResumeOptions{Disabled: true}})
 	defer client.Close()
 	stream, _ := client.Stream(context.Background(), &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
 	go func() { _ = stream.Send(make([]byte, 64000)); _ = stream.CloseSend() }()
@@ -187,16 +199,8 @@ func TestStreamWithoutResumeReturnsTheError(t *testing.T) {
 }
 
 func TestAResumeSendsTheUncommittedFinalizesAgainAtTheirPlace(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	fake := &drainingServer{}
-	transcribev1.RegisterTranscribeServiceServer(server, fake)
-	go server.Serve(lis)
-	defer server.Stop()
-	client, err := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
+	fake, addr := serveFake(t)
+	client, err := NewClient(addr, Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +228,7 @@ func TestAResumeSendsTheUncommittedFinalizesAgainAtTheirPlace(t *testing.T) {
 		}
 		_ = stream.CloseSend()
 	}()
-	for {
-		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-	}
+	recvToEOF(t, stream)
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
 	if fake.calls != 2 {
@@ -248,18 +246,10 @@ func TestAResumeSendsTheUncommittedFinalizesAgainAtTheirPlace(t *testing.T) {
 }
 
 func TestRawAudioGoesInWholeFrames(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	fake := &drainingServer{}
-	transcribev1.RegisterTranscribeServiceServer(server, fake)
-	go server.Serve(lis)
-	defer server.Stop()
+	fake, addr := serveFake(t)
 	// A small bound makes Send wait for the sender, so that messages follow the pieces given
 	// rather than whatever has piled up.
-	client, err := NewClient(lis.Addr().String(), Options{Resume: ResumeOptions{MaxBufferBytes: 4000}})
+	client, err := NewClient(addr, Options{Resume: ResumeOptions{MaxBufferBytes: 4000}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,13 +267,7 @@ func TestRawAudioGoesInWholeFrames(t *testing.T) {
 		}
 		_ = stream.CloseSend()
 	}()
-	for {
-		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-	}
+	recvToEOF(t, stream)
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
 	if !bytes.Equal(fake.audio[0], audio) {
