@@ -8,9 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -20,7 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.service import SERVICE_NAME
 from tests.engine.test_child import LIMIT_S, hello_pcm, transcribe
 from tests.ops.test_workers import children, running
-from tests.support.paths import ROOT
+from tests.support.gateway_process import gateway_process
+from tests.support.timing import TIMING
 
 pytestmark = [
     pytest.mark.engine,
@@ -62,41 +61,20 @@ def connections_by_worker(workers: list[int], port: int) -> dict[int, int]:
     return {pid: len(_inodes(pid) & established) for pid in workers}
 
 
-@contextlib.asynccontextmanager
-async def supervisor_with_engine(tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
-    ready = tmp_path / "ready"
-    env = {k: v for k, v in os.environ.items() if k not in ("DEEPGRAM_API_KEY", "GATEWAY_UPSTREAM_URL")}
-    process = subprocess.Popen(  # noqa: ASYNC220 (started once; waited for without blocking)
-        [
-            sys.executable, "-m", "gateway", "--log-level", "WARNING", "serve", "--workers", "2",
-            "--listen", "127.0.0.1:0", "--ready-file", str(ready),
-        ],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    try:
-        for _ in range(int(LIMIT_S * 10)):
-            if ready.exists() or process.poll() is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert ready.exists(), f"the supervisor did not get ready (exit code {process.poll()})"
-        yield process, ready.read_text().strip()
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.to_thread(process.wait, 60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0
-
-
 async def test_every_workers_health_follows_the_engine_through_kill_9(tmp_path: Path) -> None:
     """Each worker (a Watch on connections that reach both) reads SERVING, then NOT_SERVING
     after kill -9 of the engine child, then SERVING once it was restarted; a new stream is then
     transcribed."""
-    async with supervisor_with_engine(tmp_path) as (supervisor, address):
+    async with gateway_process(
+        tmp_path,
+        "--workers",
+        "2",
+        global_flags=("--log-level", "WARNING"),
+        name="supervisor",
+        start_timeout_s=LIMIT_S / TIMING,  # the engine child loads its model first
+        stop_grace_s=60.0,
+    ) as gateway:
+        supervisor, address = gateway.process, gateway.address
         pids = children(supervisor.pid)
         engines = [pid for pid in pids if is_engine(pid)]
         workers = [pid for pid in pids if pid not in engines]
@@ -154,3 +132,4 @@ async def test_every_workers_health_follows_the_engine_through_kill_9(tmp_path: 
         async with grpc.aio.insecure_channel(address) as channel:
             text = await transcribe(channel, hello_pcm())
         assert text.strip(), "the restarted engine transcribed nothing through the workers"
+    assert gateway.process.returncode == 0, gateway.log
