@@ -153,6 +153,15 @@ class UpstreamClosedError(UpstreamError):
         self.request_id = request_id
 
 
+class UpstreamOversizeError(UpstreamError):
+    """The upstream sent a message over the gateway's size limit; the gateway closed with 1009."""
+
+    def __init__(self, limit_bytes: int, request_id: str | None) -> None:
+        super().__init__(f"upstream sent a message over the gateway's {limit_bytes // 2**20} MiB limit")
+        self.limit_bytes = limit_bytes
+        self.request_id = request_id
+
+
 class UpstreamConnectError(UpstreamError):
     """The upstream could not be reached: DNS, TCP, TLS or handshake timeout."""
 

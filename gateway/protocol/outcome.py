@@ -31,6 +31,7 @@ from gateway.errors import (
     UpstreamConnectError,
     UpstreamError,
     UpstreamHandshakeError,
+    UpstreamOversizeError,
     UpstreamStalledError,
 )
 
@@ -67,6 +68,10 @@ def classify(error: UpstreamError) -> Outcome:
         return Outcome(True, grpc.StatusCode.UNAVAILABLE, f"{error}", "stalled")
     if isinstance(error, UpstreamConnectError):
         return Outcome(True, grpc.StatusCode.UNAVAILABLE, f"{error}", "network")
+    if isinstance(error, UpstreamOversizeError):
+        # A glitch of that connection as far as the gateway can tell; the retry budget, which
+        # resets only on progress, bounds an upstream that repeats it.
+        return Outcome(True, grpc.StatusCode.UNAVAILABLE, f"{error}", "oversize")
     return Outcome(True, grpc.StatusCode.UNAVAILABLE, f"{error}", "error")
 
 

@@ -11,15 +11,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Close, CloseCode
 from websockets.protocol import State
 
 from gateway import __version__
-from gateway.errors import UpstreamClosedError, UpstreamConnectError, UpstreamHandshakeError
+from gateway.errors import (
+    UpstreamClosedError,
+    UpstreamConnectError,
+    UpstreamHandshakeError,
+    UpstreamOversizeError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ _USER_AGENT = f"transcribe-gateway/{__version__}"
 _REQUEST_ID_HEADERS = ("dg-request-id", "x-dg-request-id")
 # How long closing waits for the upstream's close frame before dropping the TCP connection.
 _CLOSE_TIMEOUT_S = 2.0
+# Deepgram's largest messages are a few kB; anything near this is a broken upstream.
+MAX_UPSTREAM_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 
 class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
@@ -90,12 +98,14 @@ class UpstreamConnection:
         except ConnectionClosed as exc:
             raise await self._closed_while_sending() from exc
 
-    async def _closed_while_sending(self) -> UpstreamClosedError:
+    async def _closed_while_sending(self) -> UpstreamClosedError | UpstreamOversizeError:
         # A send can fail before the upstream's close frame has been read; the close code
         # decides whether to retry (1008 must not be), so wait for the closing to finish.
         await self._ws.wait_closed()
-        code = self._ws.close_code
-        return UpstreamClosedError(code, self._ws.close_reason or "", self.request_id)
+        protocol = self._ws.protocol
+        if (too_big := self._too_big(protocol.close_sent)) is not None:
+            return too_big
+        return UpstreamClosedError(self._ws.close_code, self._ws.close_reason or "", self.request_id)
 
     async def recv(self) -> str | bytes:
         """The next message; raises UpstreamClosedError when the connection ends, normally or not."""
@@ -104,12 +114,24 @@ class UpstreamConnection:
         except ConnectionClosed as exc:
             raise self._closed(exc) from exc
 
-    def _closed(self, exc: ConnectionClosed) -> UpstreamClosedError:
+    def _closed(self, exc: ConnectionClosed) -> UpstreamClosedError | UpstreamOversizeError:
+        if (too_big := self._too_big(exc.sent)) is not None:
+            return too_big
         frame = exc.rcvd
         if frame is None:
             # No close frame from the upstream: the TCP connection dropped (1006).
             return UpstreamClosedError(1006, "connection lost without a close frame", self.request_id)
         return UpstreamClosedError(frame.code, frame.reason, self.request_id)
+
+    def _too_big(self, sent: Close | None) -> UpstreamOversizeError | None:
+        """The gateway's own 1009 close, for an upstream message over its size limit.
+
+        The upstream may echo that close or just drop the connection; either way what happened
+        is the oversized message, so it is reported as such whatever came back.
+        """
+        if sent is None or sent.code != CloseCode.MESSAGE_TOO_BIG:
+            return None
+        return UpstreamOversizeError(MAX_UPSTREAM_MESSAGE_BYTES, self.request_id)
 
     async def close(self) -> None:
         await self._ws.close()
@@ -145,7 +167,7 @@ async def open_upstream(target: UpstreamTarget) -> UpstreamConnection:
             open_timeout=target.connect_timeout_s,
             close_timeout=_CLOSE_TIMEOUT_S,
             compression=None,
-            max_size=16 * 1024 * 1024,
+            max_size=MAX_UPSTREAM_MESSAGE_BYTES,
             logger=_RedactingLogger(target.api_key) if target.api_key else None,
         )
     except InvalidStatus as exc:

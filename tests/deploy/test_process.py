@@ -221,7 +221,13 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
                 resume_point = await _resume_point(a_call)
 
                 # The drain is still running (B holds it): new streams are refused.
-                late = stub.StreamTranscribe(iter([pb.StreamTranscribeRequest(config=LINEAR16)]))
+                # The late stream writes nothing before its refusal: grpc-python reports a write
+                # that races with the server's refusal as INTERNAL (grpc/grpc#36066).
+                async def late_requests() -> AsyncIterator[pb.StreamTranscribeRequest]:
+                    await hold.wait()
+                    yield pb.StreamTranscribeRequest(config=LINEAR16)
+
+                late = stub.StreamTranscribe(late_requests())
                 late_code = await asyncio.wait_for(late.code(), 10 * TIMING)
                 assert late_code == grpc.StatusCode.UNAVAILABLE, await late.details()
                 drain_open = time.monotonic() - signalled < grace_s

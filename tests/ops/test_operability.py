@@ -138,12 +138,10 @@ async def test_streams_need_a_valid_bearer_token(
     standin: DeepgramStandIn, metadata: tuple[tuple[str, str], ...], problem: str
 ) -> None:
     async with running_gateway(standin.url, auth_tokens="t-one,t-two") as gw:
-        call = gw.stub.StreamTranscribe(requests(LINEAR16), metadata=metadata)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await collect_call(call)
-    assert info.value.code() == S.UNAUTHENTICATED
-    assert problem in (info.value.details() or "")
-    assert reason_of(info.value) == Reason.UNAUTHENTICATED
+        error, _ = await expect_error(gw, requests(LINEAR16), metadata)
+    assert error.code() == S.UNAUTHENTICATED
+    assert problem in (error.details() or "")
+    assert reason_of(error) == Reason.UNAUTHENTICATED
     assert standin.handshakes == 0
 
 

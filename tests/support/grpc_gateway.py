@@ -69,6 +69,7 @@ async def collect(
 async def expect_error(
     gateway: Running,
     reqs: Iterable[pb.StreamTranscribeRequest] | AsyncIterator[pb.StreamTranscribeRequest],
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> tuple[grpc.RpcError, list[pb.StreamTranscribeResponse]]:
     """Run a call that must fail; returns its error and the responses before it.
 
@@ -79,7 +80,7 @@ async def expect_error(
     received: list[pb.StreamTranscribeResponse] = []
     if isinstance(reqs, AsyncIterator):
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            async for response in gateway.stub.StreamTranscribe(reqs):
+            async for response in gateway.stub.StreamTranscribe(reqs, metadata=metadata):
                 received.append(response)  # noqa: PERF401 (keep what came before the error)
         return info.value, received
     requests_list = list(reqs)
@@ -88,7 +89,7 @@ async def expect_error(
         with grpc.insecure_channel(gateway.server.address) as channel:
             stub = pb_grpc.TranscribeServiceStub(channel)
             try:
-                for response in stub.StreamTranscribe(iter(requests_list)):
+                for response in stub.StreamTranscribe(iter(requests_list), metadata=metadata):
                     received.append(response)  # noqa: PERF402
             except grpc.RpcError as exc:
                 return exc

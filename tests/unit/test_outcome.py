@@ -22,6 +22,7 @@ from gateway.errors import (
     UpstreamClosedError,
     UpstreamConnectError,
     UpstreamHandshakeError,
+    UpstreamOversizeError,
     UpstreamStalledError,
 )
 from gateway.protocol.outcome import classify, error_status, status_trailers, upstream_message
@@ -64,7 +65,7 @@ def test_handshake_statuses(status: int, retryable: bool, code: grpc.StatusCode)
         (1008, False, S.INVALID_ARGUMENT),
         (1002, False, S.INTERNAL),
         (1003, False, S.INTERNAL),
-        (1009, False, S.INTERNAL),
+        (1009, False, S.INTERNAL),  # the upstream found the gateway's message too big
     ],
 )
 def test_close_codes(code: int, retryable: bool, status: grpc.StatusCode) -> None:
@@ -78,8 +79,13 @@ def test_data_error_explains_itself() -> None:
     assert "encoding" in outcome.message
 
 
-@pytest.mark.parametrize("error", [UpstreamConnectError("refused"), UpstreamStalledError(15, "r")])
-def test_network_and_stalls_are_retryable(error: UpstreamConnectError | UpstreamStalledError) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [UpstreamConnectError("refused"), UpstreamStalledError(15, "r"), UpstreamOversizeError(2**24, "r")],
+)
+def test_network_stalls_and_oversize_messages_are_retryable(
+    error: UpstreamConnectError | UpstreamStalledError | UpstreamOversizeError,
+) -> None:
     outcome = classify(error)
     assert outcome.retryable
     assert outcome.code == S.UNAVAILABLE
