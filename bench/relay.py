@@ -357,11 +357,20 @@ PROFILES = {
     ),
 }
 
-RELAYS = ("plain", "gateway-1", "gateway-2")
+# The opt-in coalescing (`--coalesce-audio-ms`) measured beside the default, on one worker.
+COALESCE_MS = 100
+COALESCING = "gateway-1-coalesce"
+RELAYS = ("plain", "gateway-1", "gateway-2", COALESCING)
 RELAY_NAMES = {
     "plain": "plain relay",
     "gateway-1": "gateway, 1 worker",
     "gateway-2": "gateway, 2 workers",
+    COALESCING: f"gateway, 1 worker, --coalesce-audio-ms {COALESCE_MS}",
+}
+GATEWAY_ARGS = {
+    "gateway-1": ["--workers", "1"],
+    "gateway-2": ["--workers", "2"],
+    COALESCING: ["--workers", "1", "--coalesce-audio-ms", str(COALESCE_MS)],
 }
 
 
@@ -499,8 +508,7 @@ class Bench:
         ]
         if relay == "plain":
             return [PYTHON, "-m", "bench.plain_relay", *common], ROOT
-        workers = relay.rpartition("-")[2]
-        argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", workers]
+        argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, *GATEWAY_ARGS[relay]]
         # `python -m gateway` imports the package from its working directory first.
         return [*argv, *self.plan.gateway_args], self.gateway_tree
 
@@ -1003,6 +1011,24 @@ def render(
             f"{replay_peak_kb(target):.0f} KB.\n"
         )
 
+    if COALESCING in relays:
+        w(f"## Opt-in coalescing (`--coalesce-audio-ms {COALESCE_MS}`)\n")
+        w(
+            f"The gateway (1 worker) holding raw audio up to {COALESCE_MS} ms and sending it as one "
+            "websocket message, against the same gateway without it, in the same rounds. The "
+            "latency it adds is in the latency table below (the frames wait for their message).\n"
+        )
+        w("| Profile, frames | CPU per stream | x gateway 1 worker | x plain | Memory per stream |")
+        w("|---|---:|---:|---:|---:|")
+        for load in plan.loads:
+            w(
+                f"| {load.label} | {_f(results.median(COALESCING, load, cpu), 3)} % "
+                f"| {ratio_text(results.ratios(COALESCING, 'gateway-1', load, cpu))} "
+                f"| {ratio_text(results.ratios(COALESCING, 'plain', load, cpu))} "
+                f"| {_f(results.median(COALESCING, load, memory), 0)} KB |"
+            )
+        w("")
+
     w(f"{NOTES_BEGIN}\n{NOTES_END}\n")
 
     w("## Capacity implied on dedicated cores\n")
@@ -1018,7 +1044,7 @@ def render(
     for load in plan.loads:
         for relay in relays:
             pct = results.median(relay, load, cpu)
-            on_n = results.median("gateway-2" if relay.startswith("gateway") else relay, load, cpu)
+            on_n = results.median("gateway-2" if relay in ("gateway-1", "gateway-2") else relay, load, cpu)
             per_core = 100 / pct if pct > 0 else math.nan
             many = plan.cores * 100 / on_n if on_n > 0 else math.nan
             w(f"| {load.label} | {RELAY_NAMES[relay]} | {_f(pct, 3)} % | {_f(per_core, 0)} | {_f(many, 0)} |")

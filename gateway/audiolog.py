@@ -83,6 +83,18 @@ class AudioLog:
     def unsent(self) -> bool:
         return self._sent < len(self._entries)
 
+    def unsent_audio_bytes(self) -> int | None:
+        """The audio bytes waiting to be sent; None when a control waits too (it must not be
+        held back behind audio that waits for more)."""
+        entries = self._entries
+        total = 0
+        for i in range(self._sent, len(entries)):
+            payload = entries[i].payload
+            if isinstance(payload, str):
+                return None
+            total += len(payload)
+        return total
+
     def append_audio(self, data: bytes) -> None:
         entries = self._entries
         self._gap_controls.clear()

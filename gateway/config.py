@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a client may be held back by a full replay buffer before RESOURCE_EXHAUSTED.",
     )
+    coalesce_audio_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Hold raw audio up to this many milliseconds and send it upstream as one "
+        "message: fewer websocket writes for that much more latency (0: never hold audio).",
+    )
     max_lead_s: float | None = Field(
         default=None,
         gt=0,

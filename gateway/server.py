@@ -71,6 +71,7 @@ def session_options(settings: Settings, upstream_url: str) -> SessionOptions:
         replay_preroll_s=settings.replay_preroll_s,
         backpressure_timeout_s=settings.backpressure_timeout_s,
         max_lead_s=settings.max_lead_s,
+        coalesce_audio_s=settings.coalesce_audio_ms / 1000,
         max_session_s=settings.max_session_s,
         client_idle_timeout_s=settings.client_idle_timeout_s,
     )

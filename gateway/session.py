@@ -77,6 +77,7 @@ class SessionOptions:
     replay_preroll_s: float
     backpressure_timeout_s: float
     max_lead_s: float | None
+    coalesce_audio_s: float
     max_session_s: float
     client_idle_timeout_s: float
 
@@ -115,6 +116,7 @@ class Session:
                 replay_preroll_s=options.replay_preroll_s,
                 stall_timeout_s=options.stall_timeout_s,
                 retry=options.retry,
+                coalesce_s=options.coalesce_audio_s,
             ),
         )
         self._format = relay.format
@@ -133,6 +135,9 @@ class Session:
         # then the reader sends a client's frame itself, without waking the sender (one task
         # switch and an Event round trip less per frame). None while the sender has work.
         self._idle_connection: UpstreamConnection | None = None
+        # Set while the parked sender's timer will send audio that coalescing holds: new audio
+        # then need not wake it.
+        self._sender_timed = False
         # Set whenever log space may have been freed (a commit, or a send of unreplayable audio)
         # while the reader is held for it (_holding).
         self._progress = asyncio.Event()
@@ -368,10 +373,15 @@ class Session:
                         if lead > max_lead_s:
                             # Slowing the reader down is enough: gRPC flow control pushes back.
                             await asyncio.sleep(lead - max_lead_s)
-                    relay.audio_in(audio)
+                    relay.audio_in(audio, now)
                     if self._first_audio_at is None:
                         self._first_audio_at = now
                     counts.received_bytes += size
+                    if relay.audio_due(now) is not None:
+                        # Coalescing holds it: the sender's timer sends it, once armed.
+                        if not self._sender_timed:
+                            changed.set()
+                        continue
                     connection = self._idle_connection
                     if connection is not None and not changed.is_set() and connection.writable:
                         await self._send_direct(connection, now)
@@ -549,16 +559,18 @@ class Session:
         changed = self._log_changed
         while True:
             now = time.monotonic()
-            # Audio already waiting (a backlog, a replay) leaves as one message.
-            frames = relay.take_audio(now, _BATCH_BYTES)
-            if frames:
-                await self._send_audio(connection, frames)
-                continue
-            text = relay.take(now)
-            if text is not None:
-                assert isinstance(text, str)  # audio would have been taken above
-                await self._send_text(connection, text)
-                continue
+            due = relay.audio_due(now)
+            if due is None:
+                # Audio already waiting (a backlog, a replay) leaves as one message.
+                frames = relay.take_audio(now, _BATCH_BYTES)
+                if frames:
+                    await self._send_audio(connection, frames)
+                    continue
+                text = relay.take(now)
+                if text is not None:
+                    assert isinstance(text, str)  # audio would have been taken above
+                    await self._send_text(connection, text)
+                    continue
             if self._keepalive_due:
                 self._keepalive_due = False
                 await connection.send_text(deepgram.KEEPALIVE)
@@ -566,10 +578,16 @@ class Session:
                 continue
             changed.clear()
             self._idle_connection = connection
+            self._sender_timed = due is not None
             try:
-                await changed.wait()
+                if due is None:
+                    await changed.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), due - now)
             finally:
                 self._idle_connection = None
+                self._sender_timed = False
 
     async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
         if len(frames) == 1:

@@ -179,6 +179,7 @@ type session struct {
 	finalBytes     int64 // deepgram: audio bytes between finals
 
 	received     int64 // audio bytes received
+	frameBytes   int64 // the load generator's frame size, once known (0: not yet)
 	segmentStart float64
 	inSegment    int // frames in the open segment
 	buf          []byte
@@ -191,8 +192,10 @@ func (s *session) serve(ctx context.Context) error {
 			return err
 		}
 		if kind == websocket.MessageBinary {
-			if err := s.audio(ctx, data); err != nil {
-				return err
+			for _, frame := range s.frames(data) {
+				if err := s.audio(ctx, frame); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -211,6 +214,27 @@ func (s *session) serve(ctx context.Context) error {
 }
 
 func (s *session) seconds(n int64) float64 { return float64(n) / s.bytesPerSecond }
+
+// frames splits a message into the load generator's frames: a relay may send several waiting
+// frames as one message, and each frame must still be answered as if it had come alone. The
+// frame size follows from the stream itself (frame seq starts at byte seq * size); until it is
+// known (the first message), a message counts as one frame.
+func (s *session) frames(data []byte) [][]byte {
+	if s.frameBytes == 0 && s.received > 0 && len(data) >= 8 {
+		if seq := int64(binary.LittleEndian.Uint64(data)); seq > 0 && s.received%seq == 0 {
+			s.frameBytes = s.received / seq
+		}
+	}
+	size := int(s.frameBytes)
+	if size == 0 || len(data) <= size || len(data)%size != 0 {
+		return [][]byte{data}
+	}
+	out := make([][]byte, 0, len(data)/size)
+	for i := 0; i < len(data); i += size {
+		out = append(out, data[i:i+size])
+	}
+	return out
+}
 
 // audio answers one frame. Interim results cover the open segment up to the end of the frame
 // plus one frame of look-ahead, so that every window is longer than the relay's 20 ms tolerance

@@ -53,6 +53,8 @@ class RelayLimits:
     replay_preroll_s: float
     stall_timeout_s: float
     retry: RetryPolicy
+    # Raw audio is held until this much waits (or the first of it has waited this long); 0: never.
+    coalesce_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,8 @@ class Relay:
         self.waiting_since: float | None = None
         self._committed_at_failure = 0.0
         self._attempt_started = 0.0
+        # When the unsent audio started waiting, while coalescing holds it (None: send at once).
+        self._held_since: float | None = None
 
     # --- client events -------------------------------------------------------------------
 
@@ -132,8 +136,30 @@ class Relay:
             return log.memory + n_bytes <= cap or not log.entries
         return False
 
-    def audio_in(self, data: bytes) -> None:
-        self.log.append_audio(data)
+    def audio_in(self, data: bytes, now: float) -> None:
+        log = self.log
+        if self.limits.coalesce_s and not log.unsent:
+            self._held_since = now
+        log.append_audio(data)
+
+    def audio_due(self, now: float) -> float | None:
+        """When coalescing holds the waiting audio, the time it must leave by; None when it
+        leaves now (or nothing waits). Audio is never held behind a control, past the end of the
+        input, after a reconnect (the replay goes at once), or when its rate is unknown."""
+        held_since = self._held_since
+        if held_since is None:
+            return None
+        due = held_since + self.limits.coalesce_s
+        waiting = self.log.unsent_audio_bytes()
+        if (
+            due <= now
+            or waiting is None
+            or self.input_done
+            or self.format is None
+            or self.format.seconds(waiting) >= self.limits.coalesce_s
+        ):
+            return None
+        return due
 
     def control_in(self, text: str) -> bool:
         """A control from the client; False when it only repeats one (dropped)."""
@@ -159,6 +185,8 @@ class Relay:
             self.timeline.start_connection(self.format.seconds(log.start_position))
         # Containerised audio is resent from its first byte; the timeline drops what repeats.
         resent = log.rewind()
+        if resent:
+            self._held_since = None  # a replay leaves at once
         self.replayed_bytes += resent
         self.open = True
         self.answered = False
@@ -172,6 +200,8 @@ class Relay:
         """The next frame for the upstream (audio, a control, CloseStream once the input has
         ended and all was sent), or None when there is nothing to send now."""
         payload = self.log.take()
+        if not self.log.unsent:
+            self._held_since = None
         if payload is None:
             if not self.input_done or self.close_sent:
                 return None
@@ -189,7 +219,10 @@ class Relay:
         """The audio frames waiting next, up to the next control and within ``max_bytes`` (at
         least one if any): frames the session may send as one message. Empty when the next
         entry is not audio or nothing waits (then :meth:`take` says what comes next)."""
-        frames = self.log.take_audio(max_bytes)
+        log = self.log
+        frames = log.take_audio(max_bytes)
+        if not log.unsent:
+            self._held_since = None
         if frames:
             self.sent_bytes += sum(map(len, frames))
             self.last_sent = now

@@ -34,6 +34,7 @@ def relay(
     cap: int = 8 * SECOND,
     replay_preroll_s: float = 1.0,
     stall_timeout_s: float = 25.0,
+    coalesce_s: float = 0.0,
 ) -> Relay:
     return Relay(
         config,
@@ -42,6 +43,7 @@ def relay(
             replay_preroll_s=replay_preroll_s,
             stall_timeout_s=stall_timeout_s,
             retry=policy,
+            coalesce_s=coalesce_s,
         ),
         rng=lambda: 1.0,  # the jitter's ceiling: deterministic delays
     )
@@ -83,7 +85,7 @@ def send_all(r: Relay, now: float = 0.0) -> list[bytes | str]:
 def test_a_connection_that_answers_but_makes_no_progress_spends_the_budget() -> None:
     """The old gateway gave the budget back on any message; only a commit past the cursor does."""
     r = relay()
-    r.audio_in(b"\0" * 2 * SECOND)
+    r.audio_in(b"\0" * 2 * SECOND, 0.0)
     decisions = []
     for attempt in range(10):
         connect(r, attempt)
@@ -101,7 +103,7 @@ def test_a_connection_that_answers_but_makes_no_progress_spends_the_budget() -> 
 def test_progress_gives_the_budget_back() -> None:
     """Connections that each commit past the last failure's cursor never run out of budget."""
     r = relay()
-    r.audio_in(b"\0" * 8 * SECOND)
+    r.audio_in(b"\0" * 8 * SECOND, 0.0)
     for n in range(10):
         connect(r, n)
         send_all(r, n)
@@ -123,7 +125,7 @@ def test_progress_gives_the_budget_back() -> None:
 def test_backoff_grows_between_every_two_connections(answered: bool, delays: list[float]) -> None:
     """Full jitter over a capped exponential; a connection that answered gets one too."""
     r = relay()
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     got = []
     for n in range(3):
         connect(r, n)
@@ -175,7 +177,7 @@ def test_an_upstream_that_never_answers_ends_within_max_elapsed_stall_included()
         policy=RetryPolicy(max_attempts=6, max_elapsed_s=30, initial_backoff_s=0.2, max_backoff_s=5.0),
         stall_timeout_s=25.0,
     )
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     connect(r, 0.0)
     send_all(r, 0.0)
     assert r.next_check() == 25.0
@@ -202,7 +204,7 @@ def test_no_reconnect_starts_after_the_outage_deadline() -> None:
 
 def test_a_flush_that_never_ends_is_bounded_even_with_answers() -> None:
     r = relay(stall_timeout_s=2.0)
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     r.input_ended()
     connect(r)
     assert send_all(r, 1.0)[-1] == deepgram.CLOSE_STREAM
@@ -215,7 +217,7 @@ def test_a_flush_that_never_ends_is_bounded_even_with_answers() -> None:
 def test_an_idle_client_after_a_reconnect_is_not_a_stall() -> None:
     """Nothing outstanding when the outage's deadline comes: the outage is over, no failure."""
     r = relay(policy=RetryPolicy(max_attempts=6, max_elapsed_s=5.0, initial_backoff_s=0.2, max_backoff_s=5.0))
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     connect(r)
     send_all(r)
     r.result(final(0.0, 0.5))
@@ -230,7 +232,7 @@ def test_an_idle_client_after_a_reconnect_is_not_a_stall() -> None:
 
 def test_a_failure_with_every_final_delivered_after_the_input_ended_is_the_end() -> None:
     r = relay()
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     r.input_ended()
     connect(r)
     send_all(r)
@@ -240,7 +242,7 @@ def test_a_failure_with_every_final_delivered_after_the_input_ended_is_the_end()
 
 def test_close_stream_is_sent_once_after_the_input_ends() -> None:
     r = relay()
-    r.audio_in(b"\1\0" * 100)
+    r.audio_in(b"\1\0" * 100, 0.0)
     connect(r)
     assert send_all(r) == [b"\1\0" * 100]
     r.input_ended()
@@ -255,7 +257,7 @@ def test_admission_counts_bookkeeping_and_admits_one_message_into_an_empty_log()
     r = relay(cap=64 * 1024)
     assert r.admits(10 * 64 * 1024)  # empty: any one message
     while r.admits(2):
-        r.audio_in(b"\0\0")
+        r.audio_in(b"\0\0", 0.0)
         r.take(0.0)
     assert r.log.memory <= 64 * 1024
     assert r.log.held_bytes > 16 * 1024
@@ -266,7 +268,7 @@ def test_containerised_audio_past_the_cap_stops_being_replayable() -> None:
     connect(r)
     for _ in range(40):
         assert r.admits(4096)
-        r.audio_in(b"\0" * 4096)
+        r.audio_in(b"\0" * 4096, 0.0)
         send_all(r)
     assert not r.replayable
     decision = r.failed(CLOSE_1011, 1.0)
@@ -278,7 +280,7 @@ def test_containerised_audio_past_the_cap_stops_being_replayable() -> None:
 
 def test_reconnect_replays_from_the_aligned_preroll_before_the_cursor() -> None:
     r = relay(replay_preroll_s=0.5)
-    r.audio_in(b"\0" * 3 * SECOND)
+    r.audio_in(b"\0" * 3 * SECOND, 0.0)
     connect(r)
     send_all(r)
     r.result(final(0.0, 2.0))
@@ -299,7 +301,7 @@ def test_reconnect_replays_from_the_aligned_preroll_before_the_cursor() -> None:
 )
 def test_absurd_times_are_clamped_and_the_resume_point_always_exists(start: float, duration: float) -> None:
     r = relay()
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     connect(r)
     send_all(r)
     result = pb.Result(start_seconds=start, duration_seconds=duration, is_final=True, channel_count=1)
@@ -312,7 +314,7 @@ def test_absurd_times_are_clamped_and_the_resume_point_always_exists(start: floa
     assert 0 <= point.committed_seconds <= point.received_seconds == 1.0
     assert point.committed_bytes <= SECOND
     # And the next, sane result still gets through once audio moves past the clamp.
-    r.audio_in(b"\0" * SECOND)
+    r.audio_in(b"\0" * SECOND, 0.0)
     send_all(r)
     assert r.result(final(1.6, 2.0)) is not None
 
@@ -322,3 +324,61 @@ def test_a_result_on_an_absurd_channel_allocates_nothing() -> None:
     result = final(0.0, 0.5)
     result.channel_index = 100_000_000
     assert r.result(result) is None
+
+
+# --- audio coalescing (--coalesce-audio-ms) ----------------------------------------------------
+
+FRAME = SECOND // 50  # 20 ms
+
+
+@pytest.mark.parametrize(
+    ("coalesce_s", "frames", "at", "due"),
+    [
+        (0.0, 1, 0.0, None),  # off: audio leaves at once
+        (0.1, 1, 0.0, 0.1),  # 20 ms waiting of 100 ms: held until 100 ms after the first frame
+        (0.1, 4, 0.06, 0.1),  # 80 ms waiting, later: the same deadline (the first frame's)
+        (0.1, 5, 0.08, None),  # 100 ms waiting: it leaves
+        (0.1, 1, 0.1, None),  # the deadline has come
+    ],
+)
+def test_coalescing_holds_audio_until_enough_waits_or_the_first_frame_has_waited(
+    coalesce_s: float, frames: int, at: float, due: float | None
+) -> None:
+    r = relay(coalesce_s=coalesce_s)
+    r.opened(0.0)
+    for k in range(frames):
+        r.audio_in(b"\0" * FRAME, at * k / max(frames - 1, 1))
+    assert r.audio_due(at) == due
+
+
+def test_coalescing_never_holds_audio_behind_a_control_the_end_or_a_replay() -> None:
+    r = relay(coalesce_s=0.1)
+    r.opened(0.0)
+    r.audio_in(b"\0" * FRAME, 0.0)
+    assert r.audio_due(0.0) == 0.1
+    r.control_in(deepgram.finalize_message(None))
+    assert r.audio_due(0.0) is None, "a Finalize waits behind the audio"
+    assert len(r.take_audio(0.0, 10 * SECOND)) == 1
+    assert r.take(0.0) == deepgram.finalize_message(None)
+    # A new frame after all was sent starts a new hold...
+    r.audio_in(b"\0" * FRAME, 0.5)
+    assert r.audio_due(0.5) == pytest.approx(0.6)
+    # ...which a reconnect ends: the replay leaves at once.
+    r.failed(UpstreamClosedError(1011, "NET-0000", None), 0.52)
+    r.connecting(0.6)
+    r.opened(0.6)
+    assert r.audio_due(0.6) is None
+    # And so does the end of the input.
+    while r.take(0.6) is not None:  # the replay: audio, Finalize, audio
+        pass
+    r.audio_in(b"\0" * FRAME, 0.7)
+    assert r.audio_due(0.7) is not None
+    r.input_ended()
+    assert r.audio_due(0.7) is None
+
+
+def test_containerised_audio_is_never_held() -> None:
+    r = relay(pb.StreamingConfig(encoding=pb.AUDIO_ENCODING_UNSPECIFIED), coalesce_s=0.1)
+    r.opened(0.0)
+    r.audio_in(b"RIFF" + b"\0" * 100, 0.0)
+    assert r.audio_due(0.0) is None

@@ -84,6 +84,11 @@ class World:
         if self.conn is None:
             return
         for i in range(frames):
+            due = self.relay.audio_due(self.now)
+            if due is not None:
+                # Coalescing holds the audio, never for longer than its setting.
+                assert self.now < due <= self.now + self.relay.limits.coalesce_s, (self.now, due)
+                return
             # Odd steps send the audio waiting as one batch, as the session's sender does.
             batch = self.relay.take_audio(self.now, BLOCK_BYTES * (frames - i)) if frames % 2 else []
             if batch:
@@ -146,7 +151,7 @@ class World:
         if relay.input_done or self.offset + size > len(STREAM):
             return
         if relay.admits(size):  # else the client is held back, and sends it again later
-            relay.audio_in(STREAM[self.offset : self.offset + size])
+            relay.audio_in(STREAM[self.offset : self.offset + size], self.now)
             self.offset += size
 
     def check(self) -> None:
@@ -155,13 +160,23 @@ class World:
         assert self.words == list(range(len(self.words))), self.words
 
 
-def world() -> World:
+def world(coalesce_s: float = 0.0) -> World:
     return World(
         Relay(
             CONFIG,
-            RelayLimits(replay_buffer_bytes=CAP, replay_preroll_s=1.0, stall_timeout_s=STALL_S, retry=POLICY),
+            RelayLimits(
+                replay_buffer_bytes=CAP,
+                replay_preroll_s=1.0,
+                stall_timeout_s=STALL_S,
+                retry=POLICY,
+                coalesce_s=coalesce_s,
+            ),
         )
     )
+
+
+# Audio coalescing off, shorter than a block, and longer than most waits of the scripts.
+coalescing = st.sampled_from([0.0, 0.05, 0.5])
 
 
 chunk_sizes = st.sampled_from([2, 7, 100, 1000, BLOCK_BYTES, 3 * BLOCK_BYTES + 5, MAX_CHUNK])
@@ -204,11 +219,11 @@ def play(w: World, script: list[tuple[str, object]]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(events, max_size=120))
+@given(st.lists(events, max_size=120), coalescing)
 def test_invariants_hold_and_a_healthy_upstream_ends_the_call_with_every_word(
-    script: list[tuple[str, object]],
+    script: list[tuple[str, object]], coalesce_s: float
 ) -> None:
-    w = world()
+    w = world(coalesce_s)
     play(w, script)
     if w.over is not None:
         return
@@ -228,13 +243,13 @@ def test_invariants_hold_and_a_healthy_upstream_ends_the_call_with_every_word(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(events, max_size=120), st.booleans())
+@given(st.lists(events, max_size=120), st.booleans(), coalescing)
 def test_every_call_ends_within_the_budget_against_an_upstream_that_fails(
-    script: list[tuple[str, object]], silent: bool
+    script: list[tuple[str, object]], silent: bool, coalesce_s: float
 ) -> None:
     """From any state, an upstream that fails (at once, or by never answering) ends the call
     within the attempts and the time the budget allows."""
-    w = world()
+    w = world(coalesce_s)
     play(w, script)
     if w.over is not None:
         return
