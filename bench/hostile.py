@@ -113,7 +113,7 @@ async def huge_frame(limit_s: float) -> Figure:
 async def never_answers(limit_s: float) -> Figure:
     return await _upstream_case(
         "takes audio, never answers (--stall-timeout-s 2, --retry-max-elapsed-s 4)",
-        Plan(stall_after_frames=0),
+        Plan(stall_after_blocks=0),
         5,
         limit_s,
         stall_timeout_s=2.0,
@@ -136,7 +136,7 @@ async def endless_flush(limit_s: float) -> Figure:
 async def duration_inf(limit_s: float) -> Figure:
     return await _upstream_case(
         'results with "duration": "inf", a 1011 close after 12 frames',
-        Plan(result_overrides={"duration": "inf"}, close_after_frames=12),
+        Plan(result_overrides={"duration": "inf"}, close_after_blocks=12),
         20,
         limit_s,
     )

@@ -171,7 +171,7 @@ async def test_sigterm_drains_open_streams_then_exits_within_the_grace(tmp_path:
     the refusal is checked while it lasts."""
     grace_s = 4.0 * TIMING
     blocks = 12
-    plans = [Plan(), Plan(stall_after_frames=0)]  # stream A answers; stream B's upstream hangs
+    plans = [Plan(), Plan(stall_after_blocks=0)]  # stream A answers; stream B's upstream hangs
     async with DeepgramStandIn(plans) as standin:
         async with gateway_process(
             tmp_path, "--upstream-url", standin.url, "--drain-grace-s", str(grace_s),
@@ -302,7 +302,7 @@ async def test_health_probe_reads_not_serving_during_the_drain(health_probe_bin:
     """While a SIGTERMed gateway drains, grpc_health_probe connects and reads NOT_SERVING, so a
     load balancer's active health check takes the replica out before it is gone."""
     grace_s = 4.0 * TIMING
-    async with DeepgramStandIn(default=Plan(stall_after_frames=0)) as standin:  # the upstream hangs
+    async with DeepgramStandIn(default=Plan(stall_after_blocks=0)) as standin:  # the upstream hangs
         async with gateway_process(
             tmp_path, "--upstream-url", standin.url, "--drain-grace-s", str(grace_s),
             stop_grace_s=grace_s + 10,

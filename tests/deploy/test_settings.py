@@ -42,6 +42,7 @@ BAD: dict[str, str | None] = {
     "replay_preroll_s": "11",
     "backpressure_timeout_s": "0",
     "max_lead_s": "0",
+    "coalesce_audio_ms": "1001",
     "log_level": "verbose",
     "log_format": "yaml",
     "event_loop": "tokio",

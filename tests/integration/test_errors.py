@@ -117,7 +117,7 @@ async def test_upstream_rejecting_the_key_is_failed_precondition_without_the_key
 
 async def test_undecodable_audio_is_invalid_argument() -> None:
     plan = Plan(
-        close_after_frames=0,
+        close_after_blocks=0,
         close_code=1008,
         close_reason="DATA-0000: the payload cannot be decoded as audio",
     )

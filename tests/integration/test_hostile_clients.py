@@ -233,7 +233,7 @@ async def test_drain_ends_a_hung_stream_at_the_grace_with_its_resume_point() -> 
         yield pb.StreamTranscribeRequest(audio=counter_audio(0, 7))
         await hold.wait()
 
-    async with DeepgramStandIn(default=Plan(stall_after_frames=0)) as standin:
+    async with DeepgramStandIn(default=Plan(stall_after_blocks=0)) as standin:
         async with running_gateway(standin.url, drain_grace_s=grace_s, stall_timeout_s=60) as gw:
             call = gw.stub.StreamTranscribe(reqs())
             assert (await call.read()).HasField("session_started")

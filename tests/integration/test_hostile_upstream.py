@@ -92,7 +92,7 @@ async def test_an_upstream_that_takes_audio_and_never_answers_gives_up_in_time()
     within --retry-max-elapsed-s (the old gateway took max-attempts x stall-timeout)."""
     stall_s, elapsed_s = 1.0 * TIMING, 2.0 * TIMING
     # Reads the first frame, then nothing more (not even CloseStream), and never answers.
-    async with DeepgramStandIn(default=Plan(stall_after_frames=0)) as standin:
+    async with DeepgramStandIn(default=Plan(stall_after_blocks=0)) as standin:
         async with running_gateway(
             standin.url, stall_timeout_s=stall_s, retry_max_elapsed_s=elapsed_s, retry_max_attempts=6
         ) as gw:
@@ -146,7 +146,7 @@ async def test_a_flush_that_never_ends_with_audio_uncommitted_ends_unavailable()
 async def test_absurd_upstream_times_never_keep_a_call_from_ending(overrides: dict[str, Any]) -> None:
     """Results whose times no audio has: the call ends, with finite, clamped times, and a
     ResumePoint within the audio received when it fails."""
-    plans = [Plan(result_overrides=overrides, close_after_frames=12)]
+    plans = [Plan(result_overrides=overrides, close_after_blocks=12)]
     async with DeepgramStandIn(plans, default=Plan(result_overrides=overrides)) as standin:
         async with running_gateway(standin.url) as gw:
             call = collect(gw.stub, counter_requests(20))

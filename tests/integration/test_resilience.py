@@ -67,7 +67,7 @@ def resume_point(error: grpc.RpcError) -> pb.ResumePoint:
 
 async def test_close_1011_mid_stream_replays_without_loss_or_repeat() -> None:
     """A 1011 close after 12 blocks: reconnect, replay the uncommitted blocks, one time base."""
-    async with DeepgramStandIn([Plan(close_after_frames=12)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=12)]) as standin:
         async with running_gateway(standin.url) as gw:
             responses = await collect(gw.stub, counter_requests())
     assert_exact_transcript(responses)
@@ -89,7 +89,7 @@ async def test_close_1011_mid_stream_replays_without_loss_or_repeat() -> None:
 
 async def test_replay_starts_exactly_at_the_cursor_without_preroll() -> None:
     """With no pre-roll, the new connection gets exactly the uncommitted audio."""
-    async with DeepgramStandIn([Plan(close_after_frames=12)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=12)]) as standin:
         async with running_gateway(standin.url, replay_preroll_s=0) as gw:
             responses = await collect(gw.stub, counter_requests())
     assert_exact_transcript(responses)
@@ -99,7 +99,7 @@ async def test_replay_starts_exactly_at_the_cursor_without_preroll() -> None:
 @pytest.mark.parametrize("preroll", [0.0, 0.35, 1.0])
 async def test_dropped_tcp_connections_many_times(preroll: float) -> None:
     """Five abrupt TCP drops (1006) at different points: still every word once, in time."""
-    plans = [Plan(drop_after_frames=n) for n in (3, 7, 1, 9, 4)]
+    plans = [Plan(drop_after_blocks=n) for n in (3, 7, 1, 9, 4)]
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, replay_preroll_s=preroll) as gw:
             responses = await collect(gw.stub, counter_requests())
@@ -124,7 +124,7 @@ async def test_handshake_429_and_503_runs_are_retried() -> None:
 
 async def test_retries_exhausted_is_unavailable_with_the_resume_point() -> None:
     """When every retry fails, the stream ends UNAVAILABLE and says where to resume."""
-    plans = [Plan(close_after_frames=12)] + [Plan(reject_status=503)] * 10
+    plans = [Plan(close_after_blocks=12)] + [Plan(reject_status=503)] * 10
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, retry_max_attempts=3) as gw:
             error, received = await expect_error(gw, counter_requests())
@@ -171,7 +171,7 @@ async def test_non_retryable_failures_are_not_retried() -> None:
         (Plan(reject_status=401), S.FAILED_PRECONDITION),
         (Plan(reject_status=402), S.RESOURCE_EXHAUSTED),
         (Plan(reject_status=400), S.INVALID_ARGUMENT),
-        (Plan(close_after_frames=2, close_code=1008, close_reason="DATA-0000"), S.INVALID_ARGUMENT),
+        (Plan(close_after_blocks=2, close_code=1008, close_reason="DATA-0000"), S.INVALID_ARGUMENT),
     ]
     for plan, code in cases:
         async with DeepgramStandIn(default=plan) as standin:
@@ -183,7 +183,7 @@ async def test_non_retryable_failures_are_not_retried() -> None:
 
 async def test_401_after_a_reconnect_ends_the_stream() -> None:
     """A key revoked mid-session: the reconnect's 401 is final, not retried."""
-    async with DeepgramStandIn([Plan(close_after_frames=5), Plan(reject_status=401)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=5), Plan(reject_status=401)]) as standin:
         async with running_gateway(standin.url) as gw:
             error, received = await expect_error(gw, counter_requests(20))
     assert error.code() == S.FAILED_PRECONDITION
@@ -193,7 +193,7 @@ async def test_401_after_a_reconnect_ends_the_stream() -> None:
 
 async def test_flapping_upstream_spends_one_budget() -> None:
     """Connections that open and die before answering anything count against the same budget."""
-    async with DeepgramStandIn(default=Plan(drop_after_frames=0)) as standin:
+    async with DeepgramStandIn(default=Plan(drop_after_blocks=0)) as standin:
         async with running_gateway(standin.url, retry_max_attempts=4) as gw:
             error, _ = await expect_error(gw, counter_requests(5))
     assert error.code() == S.UNAVAILABLE
@@ -202,7 +202,7 @@ async def test_flapping_upstream_spends_one_budget() -> None:
 
 async def test_stalled_upstream_is_replaced() -> None:
     """An upstream that takes audio but answers nothing is dropped by the watchdog and replaced."""
-    async with DeepgramStandIn([Plan(stall_after_frames=12)]) as standin:
+    async with DeepgramStandIn([Plan(stall_after_blocks=12)]) as standin:
         async with running_gateway(standin.url, stall_timeout_s=0.5) as gw:
             responses = await collect(gw.stub, counter_requests())
     assert_exact_transcript(responses)
@@ -233,7 +233,7 @@ async def test_replay_buffer_is_trimmed_as_results_commit() -> None:
 
 async def test_half_close_during_a_reconnect_delivers_every_final() -> None:
     """The client finishes while the gateway is reconnecting: nothing it sent is lost."""
-    plans = [Plan(drop_after_frames=15), Plan(reject_status=503), Plan(reject_status=503)]
+    plans = [Plan(drop_after_blocks=15), Plan(reject_status=503), Plan(reject_status=503)]
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, retry_initial_backoff_s=0.1, retry_max_backoff_s=0.2) as gw:
             responses = await collect(gw.stub, counter_requests(20))
@@ -243,7 +243,7 @@ async def test_half_close_during_a_reconnect_delivers_every_final() -> None:
 
 async def test_client_cancel_during_a_reconnect_stops_retrying() -> None:
     """Cancelling while the gateway retries ends the call and stops the retries."""
-    plans = [Plan(drop_after_frames=2)]
+    plans = [Plan(drop_after_blocks=2)]
     gate = asyncio.Event()
 
     async def endless() -> AsyncIterator[pb.StreamTranscribeRequest]:
@@ -270,7 +270,7 @@ async def test_client_cancel_during_a_reconnect_stops_retrying() -> None:
 
 async def test_containerised_audio_is_replayed_from_its_first_byte() -> None:
     """Containerised audio cannot be cut at the cursor: it is resent whole and repeats are dropped."""
-    async with DeepgramStandIn([Plan(close_after_frames=12)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=12)]) as standin:
         async with running_gateway(standin.url) as gw:
             responses = await collect(gw.stub, counter_requests(config=pb.StreamingConfig()))
     assert_exact_transcript(responses)
@@ -279,7 +279,7 @@ async def test_containerised_audio_is_replayed_from_its_first_byte() -> None:
 
 async def test_containerised_audio_past_the_buffer_cannot_be_replayed() -> None:
     """Once containerised audio outgrows the replay buffer, a failure ends the stream UNAVAILABLE."""
-    plans = [Plan(close_after_frames=30)]
+    plans = [Plan(close_after_blocks=30)]
     async with DeepgramStandIn(plans) as standin:
         async with running_gateway(standin.url, replay_buffer_bytes=64 * 1024) as gw:
             error, received = await expect_error(gw, counter_requests(config=pb.StreamingConfig()))

@@ -86,7 +86,7 @@ async def test_health_goes_not_serving_when_the_key_is_rejected_and_recovers() -
 
 
 async def test_metrics_count_sessions_audio_connects_and_results() -> None:
-    async with DeepgramStandIn([Plan(close_after_frames=6), Plan(reject_status=503)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=6), Plan(reject_status=503)]) as standin:
         async with running_gateway(standin.url, metrics_listen="127.0.0.1:0") as gw:
             await collect(gw.stub, requests(LINEAR16, *(counter_audio(k, 1) for k in range(10))))
             text = await asyncio.to_thread(scrape, gw.server.metrics_port)
@@ -412,7 +412,7 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 
 async def test_json_logs_carry_session_and_upstream_ids(captured_logs: io.StringIO) -> None:
-    async with DeepgramStandIn([Plan(close_after_frames=3)]) as standin:
+    async with DeepgramStandIn([Plan(close_after_blocks=3)]) as standin:
         async with running_gateway(standin.url) as gw:
             responses = await collect(gw.stub, requests(LINEAR16, *(counter_audio(k, 1) for k in range(6))))
     entries = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
@@ -426,7 +426,7 @@ async def test_json_logs_carry_session_and_upstream_ids(captured_logs: io.String
 async def test_the_key_never_leaks(captured_logs: io.StringIO) -> None:
     """The Deepgram key appears in no log line, metric, response, status or error detail."""
     plans = [
-        Plan(close_after_frames=2),
+        Plan(close_after_blocks=2),
         Plan(reject_status=401, reject_body=f'{{"err_msg":"bad key {TEST_KEY}"}}'),
     ]
     async with DeepgramStandIn(plans) as standin:

@@ -34,8 +34,8 @@ ECHOING_UPSTREAMS = {
     "402 body": [Plan(reject_status=402, reject_body=json.dumps({"err_msg": ECHO}))],
     "503 body": [Plan(reject_status=503, reject_body=ECHO)] * 2,
     "401 body": [Plan(reject_status=401, reject_body=ECHO)],
-    "close reason": [Plan(close_after_frames=0, close_code=4000, close_reason=ECHO[:120])],
-    "retryable close reason": [Plan(close_after_frames=0, close_code=1011, close_reason=ECHO[:120])] * 2,
+    "close reason": [Plan(close_after_blocks=0, close_code=4000, close_reason=ECHO[:120])],
+    "retryable close reason": [Plan(close_after_blocks=0, close_code=1011, close_reason=ECHO[:120])] * 2,
     "message": [Plan(on_open=[json.dumps({"type": ECHO}), json.dumps({"type": "Results", "channel": ECHO})])],
     "request id": [Plan(on_open=[json.dumps({"type": "Results", "metadata": {"request_id": ECHO}})])],
 }

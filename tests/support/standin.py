@@ -59,21 +59,21 @@ class Plan:
     # Final result every this many blocks.
     blocks_per_result: int = 5
     # Fault injection at a position of the audio this connection received, in blocks of counter
-    # audio (BLOCK_BYTES each; a "frame" is one block's worth): the fault fires on the first
-    # audio byte past that many blocks, whatever websocket messages carried them. Deepgram has no
-    # notion of audio message boundaries, so neither do the faults: a gateway sending one block
-    # per message, or several waiting blocks as one, meets each fault at the same audio, and the
-    # audio before it is transcribed either way. 0: on the first audio.
+    # audio (BLOCK_BYTES each): the fault fires on the first audio byte past that many blocks,
+    # whatever websocket messages carried them. Deepgram has no notion of audio message
+    # boundaries, so neither do the faults: a gateway sending one block per message, or several
+    # waiting blocks as one, meets each fault at the same audio, and the audio before it is
+    # transcribed either way. 0: on the first audio.
     # Close with close_code and close_reason:
-    close_after_frames: int | None = None
+    close_after_blocks: int | None = None
     close_code: int = 1011
     close_reason: str = (
         "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000"
     )
     # Drop the TCP connection (the gateway sees 1006):
-    drop_after_frames: int | None = None
+    drop_after_blocks: int | None = None
     # Read nothing more and never answer (an upstream that hangs):
-    stall_after_frames: int | None = None
+    stall_after_blocks: int | None = None
     # Wait this long after CloseStream before the last results (a slow flush).
     close_stream_delay_s: float = 0.0
     # Close 1011 NET-0001 after this long without any frame.
@@ -259,9 +259,9 @@ class _Conversation:
         faults: list[tuple[int, str]] = []
         # In order of precedence when two fall on the same byte.
         for kind, blocks in (
-            ("drop", plan.drop_after_frames),
-            ("close", plan.close_after_frames),
-            ("stall", plan.stall_after_frames),
+            ("drop", plan.drop_after_blocks),
+            ("close", plan.close_after_blocks),
+            ("stall", plan.stall_after_blocks),
         ):
             if blocks is not None and end > blocks * BLOCK_BYTES:
                 faults.append((max(start, blocks * BLOCK_BYTES), kind))
