@@ -546,11 +546,18 @@ def stalling_server() -> Iterator[StallingServer]:
         "transcribe.v1.TranscribeService",
         {"StreamTranscribe": grpc.stream_stream_rpc_method_handler(stream_transcribe)},
     )
+    with serving(handler) as stand_in.addr:
+        yield stand_in
+
+
+@contextlib.contextmanager
+def serving(handler: grpc.GenericRpcHandler) -> Iterator[str]:
+    """A blocking grpc server for ``handler`` on a free loopback port; yields its address."""
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    stand_in.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     server.start()
     try:
-        yield stand_in
+        yield address
     finally:
         server.stop(None).wait()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import difflib
 import itertools
@@ -74,6 +73,7 @@ from tests.clients.conftest import (
     InterruptClient,
     RunClient,
     StallingServer,
+    serving,
     words,
 )
 from tests.conftest import TIMING
@@ -508,14 +508,8 @@ def resuming_endpoint() -> Iterator[_ResumingEndpoint]:
             )
         },
     )
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler,))
-    endpoint.addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    server.start()
-    try:
+    with serving(handler) as endpoint.addr:
         yield endpoint
-    finally:
-        server.stop(None).wait()
 
 
 #: 12800 bytes of 16 kHz linear16 in four chunks, with controls at bytes 3200, 6400 and 9600.
