@@ -95,6 +95,24 @@ func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transc
 }
 
 // serveFake starts a drainingServer on a loopback port, stopped when the test ends.
+// openLinear16 opens a 16 kHz linear16 stream to addr, bounded to 20 s; the client closes when
+// the test ends.
+func openLinear16(t *testing.T, addr string, opts Options) *Stream {
+	t.Helper()
+	client, err := NewClient(addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	stream, err := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
 func serveFake(t *testing.T) (*drainingServer, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -125,16 +143,9 @@ func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
 	fake, addr := serveFake(t)
 
 	var events []ResumeEvent
-	client, err := NewClient(addr, Options{Resume: ResumeOptions{
+	stream := openLinear16(t, addr, Options{Resume: ResumeOptions{
 		InitialBackoff: time.Millisecond, OnResume: func(e ResumeEvent) { events = append(events, e) },
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	stream, _ := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
 	audio := make([]byte, 64000)
 	for i := range audio {
 		audio[i] = byte(i * 7)
@@ -181,9 +192,7 @@ func TestStreamResumesFromTheCommittedPoint(t *testing.T) {
 
 func TestStreamWithoutResumeReturnsTheError(t *testing.T) {
 	_, addr := serveFake(t)
-	client, _ := NewClient(addr, Options{Resume: ResumeOptions{Disabled: true}})
-	defer client.Close()
-	stream, _ := client.Stream(context.Background(), &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	stream := openLinear16(t, addr, Options{Resume: ResumeOptions{Disabled: true}})
 	go func() { _ = stream.Send(make([]byte, 64000)); _ = stream.CloseSend() }()
 	for {
 		_, err := stream.Recv()
@@ -200,14 +209,7 @@ func TestStreamWithoutResumeReturnsTheError(t *testing.T) {
 
 func TestAResumeSendsTheUncommittedFinalizesAgainAtTheirPlace(t *testing.T) {
 	fake, addr := serveFake(t)
-	client, err := NewClient(addr, Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	stream, _ := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	stream := openLinear16(t, addr, Options{Resume: ResumeOptions{InitialBackoff: time.Millisecond}})
 	// The first call fails after 40000 bytes with 32000 committed: the Finalize at 16000 is
 	// committed, the KeepAlive at 35200 was sent live, the one at 48000 comes after the resend
 	// point. Pieces of 3201 bytes cut frames, which must go whole all the same.
@@ -249,14 +251,7 @@ func TestRawAudioGoesInWholeFrames(t *testing.T) {
 	fake, addr := serveFake(t)
 	// A small bound makes Send wait for the sender, so that messages follow the pieces given
 	// rather than whatever has piled up.
-	client, err := NewClient(addr, Options{Resume: ResumeOptions{MaxBufferBytes: 4000}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	stream, _ := client.Stream(ctx, &transcribev1.StreamingConfig{Encoding: transcribev1.AudioEncoding_AUDIO_ENCODING_LINEAR16, SampleRate: 16000})
+	stream := openLinear16(t, addr, Options{Resume: ResumeOptions{MaxBufferBytes: 4000}})
 	audio := make([]byte, 30001) // less than the fake fails at; the odd last byte goes at the end
 	for i := range audio {
 		audio[i] = byte(i * 7)
