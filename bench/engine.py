@@ -478,16 +478,19 @@ class CapacityRow:
 
 
 async def capacity(
-    url: str, engine: Process, clip: Clip, steps: Sequence[int], onset: float | None = None
+    url: str,
+    engine: Process,
+    clip: Clip,
+    steps: Sequence[int],
+    onset: float | None = None,
+    *,
+    staggered: bool = False,
 ) -> list[CapacityRow]:
+    """Rows for each step until one falls behind; ``staggered`` spreads the streams' phases."""
     rows: list[CapacityRow] = []
     for n in steps:
-        cpu = engine.cpu_seconds()
-        start = time.monotonic()
-        stats = await asyncio.gather(
-            *(engine_stream(url, clip, realtime=True, interim=True) for _ in range(n))
-        )
-        wall = time.monotonic() - start
+        measure = staggered_step if staggered else together_step
+        stats, cpu_share = await measure(url, engine, clip, n)
         latencies = [x for s in stats for x in s.final_latencies]
         endpoints = [x for s in stats for x in s.endpoint_latencies]
         row = CapacityRow(
@@ -496,17 +499,49 @@ async def capacity(
             close_max=max(s.close_after_s for s in stats),
             interims_per_audio_s=sum(s.interims for s in stats) / sum(s.audio_s for s in stats),
             wer=corpus_wer([clip.reference] * n, [s.text for s in stats]),
-            cpu_share=(engine.cpu_seconds() - cpu) / wall,
+            cpu_share=cpu_share,
             close_p90=percentile([s.close_after_s for s in stats], 0.9),
             first_interim_p50=median([s.first_interim_s for s in stats if s.first_interim_s is not None]),
             onset_interim_p50=median(after_onsets(stats, [onset] * n)),
             endpoint_final_p90=percentile(endpoints, 0.9),
         )
         rows.append(row)
-        print(f"  [capacity] {row}", flush=True)
+        print(f"  [capacity{' staggered' if staggered else ''}] {row}", flush=True)
         if not row.keeps_up:
             break
     return rows
+
+
+async def together_step(url: str, engine: Process, clip: Clip, n: int) -> tuple[list[StreamStats], float]:
+    """N streams started at the same instant: every endpoint and every CloseStream coincide."""
+    cpu = engine.cpu_seconds()
+    start = time.monotonic()
+    stats = await asyncio.gather(*(engine_stream(url, clip, realtime=True, interim=True) for _ in range(n)))
+    return list(stats), (engine.cpu_seconds() - cpu) / (time.monotonic() - start)
+
+
+async def staggered_step(url: str, engine: Process, clip: Clip, n: int) -> tuple[list[StreamStats], float]:
+    """N independent callers: caller i starts i/N of the program late and streams it three times
+    back to back. Every caller's second stream runs while all N are streaming (the last caller
+    has started, the first has not finished), so only second streams are measured: N streams
+    are open at each of their endpoints and CloseStreams, which no longer coincide."""
+    period = clip.duration
+
+    async def caller(index: int) -> StreamStats:
+        await asyncio.sleep(index * period / n)
+        sessions = [await engine_stream(url, clip, realtime=True, interim=True) for _ in range(3)]
+        return sessions[1]
+
+    async def cpu_while_full() -> float:
+        # From the first caller's second stream to the last caller's: N streams all along.
+        await asyncio.sleep(period)
+        cpu, start = engine.cpu_seconds(), time.monotonic()
+        await asyncio.sleep(period * (n - 1) / n + period / 2)
+        return (engine.cpu_seconds() - cpu) / (time.monotonic() - start)
+
+    share = asyncio.create_task(cpu_while_full())
+    stats = await asyncio.gather(*(caller(i) for i in range(n)))
+    return list(stats), await share
 
 
 def derived_max_streams(log: str) -> int | None:
@@ -526,6 +561,7 @@ def render(
     batch: list[str],
     onsets: list[float | None],
     rows: list[CapacityRow],
+    staggered: list[CapacityRow],
     derived: int | None,
     clips: list[Clip],
     capacity_clip: Clip,
@@ -608,35 +644,63 @@ def render(
         "",
         "## Concurrent real-time streams",
         "",
-        f"N copies of a {capacity_clip.duration:.0f} s program (corpus clips back to back) streamed "
-        "at once, in real time, straight to the engine (started with a high `--max-streams` "
-        f"so admission does not interfere). A stream keeps up when p90 end of speech -> final <= "
-        f"{KEEP_UP_FINAL_P90_S} s and its last result comes <= {KEEP_UP_CLOSE_S} s after its audio "
-        "ends. Interims are coalesced under load (a channel never queues more than one), so their "
-        "rate drops before finals fall behind.",
+        f"Started together: N copies of a {capacity_clip.duration:.0f} s program (corpus clips back "
+        "to back) streamed at once, in real time, straight to the engine (started with a high "
+        "`--max-streams` so admission does not interfere). A stream keeps up when p90 end of "
+        f"speech -> final <= {KEEP_UP_FINAL_P90_S} s and its last result comes <= "
+        f"{KEEP_UP_CLOSE_S} s after its audio ends. Interims are coalesced under load (a channel "
+        "never queues more than one), so their rate drops before finals fall behind.",
         "",
+    ]
+    lines += capacity_table(rows)
+    lines += [
+        "",
+        "Independent callers (staggered): N callers stream the same program, each starting "
+        f"1/N of it ({capacity_clip.duration:.0f} s / N) after the one before, three times back to "
+        "back. Only each caller's second stream is measured, and all N callers are streaming "
+        "throughout it; the engine's CPU is measured over that stretch. Endpoints and CloseStreams "
+        "no longer coincide, as with independent callers.",
+        "",
+    ]
+    lines += capacity_table(staggered)
+    held = max((r.streams for r in rows if r.keeps_up), default=0)
+    held_staggered = max((r.streams for r in staggered if r.keeps_up), default=0)
+    lines += [
+        "",
+        f"Measured: **{held}** concurrent real-time streams keep up when they start together, "
+        f"**{held_staggered}** as independent callers. Admission control, before any stream has "
+        f"been measured, admits **{derived}** streams with interim results; it then follows the "
+        "decode costs measured while serving (`--max-streams` fixes a cap).",
+        "",
+    ]
+    for label, table in (("started together", rows), ("independent callers", staggered)):
+        admitted = next((r for r in table if r.streams == derived), None)
+        if admitted is not None:
+            lines.append(
+                f"- At the admitted {derived} streams, {label}: CloseStream -> last result p90 "
+                f"{admitted.close_p90:.2f} s, endpoint -> final p90 {admitted.endpoint_final_p90:.2f} s, "
+                f"first interim after speech onset p50 {admitted.onset_interim_p50:.2f} s."
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def capacity_table(rows: Sequence[CapacityRow]) -> list[str]:
+    lines = [
         "| streams | end of speech -> final p90 | endpoint -> final p90 | "
         "CloseStream -> last result p90 / max | first interim p50 | first interim after onset p50 | "
         "interims per audio s | WER | engine CPU (cores busy) | keeps up |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row.streams} | {row.final_p90:.2f} s | {row.endpoint_final_p90:.2f} s | "
-            f"{row.close_p90:.2f} s / {row.close_max:.2f} s | "
-            f"{row.first_interim_p50:.2f} s | {row.onset_interim_p50:.2f} s | "
-            f"{row.interims_per_audio_s:.2f} | {row.wer * 100:.1f} % | "
-            f"{row.cpu_share:.2f} | {'yes' if row.keeps_up else 'no'} |"
-        )
-    held = max((r.streams for r in rows if r.keeps_up), default=0)
-    lines += [
-        "",
-        f"Measured: **{held}** concurrent real-time streams keep up. Admission control, before any "
-        f"stream has been measured, admits **{derived}** streams with interim results; it then "
-        "follows the decode costs measured while serving (`--max-streams` fixes a cap).",
-        "",
-    ]
-    return "\n".join(lines)
+    lines.extend(
+        f"| {row.streams} | {row.final_p90:.2f} s | {row.endpoint_final_p90:.2f} s | "
+        f"{row.close_p90:.2f} s / {row.close_max:.2f} s | "
+        f"{row.first_interim_p50:.2f} s | {row.onset_interim_p50:.2f} s | "
+        f"{row.interims_per_audio_s:.2f} | {row.wer * 100:.1f} % | "
+        f"{row.cpu_share:.2f} | {'yes' if row.keeps_up else 'no'} |"
+        for row in rows
+    )
+    return lines
 
 
 async def capacity_only(args: argparse.Namespace) -> str:
@@ -650,15 +714,17 @@ async def capacity_only(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         argv = engine_argv("--max-streams", str(max(steps) + 1))
         async with process(argv, Path(tmp), "engine-capacity") as engine:
-            rows = await capacity(engine.address, engine, capacity_clip, steps, onset)
+            together = await capacity(engine.address, engine, capacity_clip, steps, onset)
+            staggered = await capacity(engine.address, engine, capacity_clip, steps, onset, staggered=True)
     lines = [f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}"]
     lines += [
-        f"{r.streams} streams: final p90 {r.final_p90:.2f} s, endpoint -> final p90 "
+        f"{label} {r.streams} streams: final p90 {r.final_p90:.2f} s, endpoint -> final p90 "
         f"{r.endpoint_final_p90:.2f} s, close p90 {r.close_p90:.2f} s max "
         f"{r.close_max:.2f} s, first interim p50 {r.first_interim_p50:.2f} s, after onset "
         f"{r.onset_interim_p50:.2f} s, interims/s "
         f"{r.interims_per_audio_s:.2f}, WER {r.wer * 100:.1f} %, cores {r.cpu_share:.2f}, "
         f"{'keeps up' if r.keeps_up else 'falls behind'}"
+        for label, rows in (("together", together), ("staggered", staggered))
         for r in rows
     ]
     return "\n".join(lines)
@@ -719,11 +785,15 @@ async def run(args: argparse.Namespace) -> str:
         # The program starts with the corpus's first clip: its onset is the program's.
         program_onset = speech_onset(corpus[0])
         rows: list[CapacityRow] = []
+        staggered: list[CapacityRow] = []
         steps = [n for n in args.capacity_steps if n <= args.capacity_max]
         if steps:
             argv = engine_argv("--max-streams", str(max(steps) + 1))
             async with process(argv, workdir, "engine-capacity") as engine:
                 rows = await capacity(engine.address, engine, capacity_clip, steps, program_onset)
+                staggered = await capacity(
+                    engine.address, engine, capacity_clip, steps, program_onset, staggered=True
+                )
     command = "python -m bench.engine" + (" " + shlex.join(args.argv) if args.argv else "")
     # Last, on a gateway of its own: the saturation it makes would skew the passes above.
     health = await engine_health.section(seconds=args.health_seconds) if args.health_seconds > 0 else ""
@@ -735,6 +805,7 @@ async def run(args: argparse.Namespace) -> str:
         batch=batch,
         onsets=onsets,
         rows=rows,
+        staggered=staggered,
         derived=derived,
         clips=clips,
         capacity_clip=capacity_clip,
