@@ -331,7 +331,9 @@ def interrupt_client() -> InterruptClient:
 
     `interrupt_client(args, after_s=[3.0, 0.2])` interrupts 3 s after the start, then again
     0.2 s later. With `started`, the delays count from when `started()` is first true (say,
-    when a stand-in has seen the call), so a slow start-up does not eat them.
+    when a stand-in has seen the call), so a slow start-up does not eat them. With
+    `after_first_line`, they count from the client's first line of output (and none is sent if
+    it ends without one).
     """
 
     def run(
@@ -342,6 +344,7 @@ def interrupt_client() -> InterruptClient:
         cwd: Path | None = None,
         timeout: float = CLIENT_TIMEOUT_S,
         started: Callable[[], bool] | None = None,
+        after_first_line: bool = False,
     ) -> ClientRun:
         with subprocess.Popen(
             list(args),
@@ -357,6 +360,12 @@ def interrupt_client() -> InterruptClient:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.02)  # a stand-in's counter, updated on its own thread
+            first = ""
+            if after_first_line:
+                assert process.stdout is not None
+                first = process.stdout.readline()  # "" if it ended without a line
+                if not first:
+                    after_s = []
             for delay in after_s:
                 time.sleep(delay)  # a sync fixture in a subprocess driver: no event loop here
                 if process.poll() is None:
@@ -366,7 +375,7 @@ def interrupt_client() -> InterruptClient:
             except subprocess.TimeoutExpired:
                 process.kill()
                 stdout, stderr = process.communicate()
-        return ClientRun(args, process.returncode, stdout, stderr)
+        return ClientRun(args, process.returncode, first + stdout, stderr)
 
     return run
 

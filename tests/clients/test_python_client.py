@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -67,7 +66,6 @@ from tests.clients.conftest import (
     CLIENT_TIMEOUT_S,
     REPO,
     TESTDATA,
-    ClientRun,
     Clip,
     EchoServer,
     InterruptClient,
@@ -974,44 +972,22 @@ def test_tls_trusts_the_ca_file(
 @live
 @pytest.mark.slow
 def test_interrupt_ends_the_audio_and_prints_what_is_left(
-    program: list[str], live_gateway: str, speech_clip: Clip
+    program: list[str], live_gateway: str, speech_clip: Clip, interrupt_client: InterruptClient
 ) -> None:
     """Ctrl+C during real-time streaming half-closes: the results so far print, exit 0.
 
     The Ctrl+C comes four seconds after the session started (its first JSON line), not after
     the process started: on a loaded machine start-up alone can take most of four seconds."""
-    run = _interrupt_after_first_line(
-        [*program, "--addr", live_gateway, "--file", str(speech_clip.path), "--json"], after_s=4.0
+    run = interrupt_client(
+        [*program, "--addr", live_gateway, "--file", str(speech_clip.path), "--json"],
+        after_s=[4.0],
+        env=ENV,
+        after_first_line=True,
     )
     assert run.returncode == 0, run.describe()
     objects = [json.loads(line) for line in run.lines]
     assert list(objects[-1]) == ["summary"], run.describe()
     assert 2.0 < objects[-1]["summary"]["audioReceivedSeconds"] < speech_clip.duration_s - 2.0
-
-
-def _interrupt_after_first_line(args: list[str], *, after_s: float) -> ClientRun:
-    """Runs a client, sends SIGINT `after_s` seconds after its first stdout line, and waits."""
-    with subprocess.Popen(
-        args,
-        cwd=REPO,
-        env={**os.environ, **ENV},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # "" if it ended without a line: then no signal
-        if first:
-            time.sleep(after_s)  # the client's own clock runs in its process: nothing to await here
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        try:
-            stdout, stderr = process.communicate(timeout=CLIENT_TIMEOUT_S * TIMING)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-    return ClientRun(args, process.returncode, first + stdout, stderr)
 
 
 def test_second_interrupt_cancels_with_130(
