@@ -18,11 +18,13 @@ import subprocess
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from transcribe.v1 import transcribe_pb2 as pb
 
 from tests.clients.conftest import (
     CLIENT_TIMEOUT_S,
@@ -32,6 +34,7 @@ from tests.clients.conftest import (
     InterruptClient,
     RunClient,
     StallingServer,
+    serving,
     words,
 )
 from tests.conftest import TIMING
@@ -257,6 +260,47 @@ def test_library_stream_api(
     assert report["kinds"][0] == "sessionStarted" and report["kinds"][-1] == "summary", report
     assert report["kinds"].count("sessionStarted") == 1, report
     assert speech_clip.recall(report["transcript"]) >= MIN_RECALL, report
+
+
+def test_library_sends_any_chunk_as_whole_frames_of_at_most_32_kib(
+    node_client: list[str], run_client: RunClient, speech_clip: Clip
+) -> None:
+    """`send()` takes chunks of any size. The gateway gets messages of at most 32 KiB on whole
+    16-bit frames counted from the first byte; a frame cut short waits for the next chunk, and a
+    control or the end sends it as it is, so the Finalize keeps its place (as the Python and Go
+    libraries send)."""
+    seen: list[int | str] = []
+    audio = bytearray()
+
+    def stream_transcribe(
+        requests: Iterator[pb.StreamTranscribeRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamTranscribeResponse]:
+        for request in requests:
+            kind = request.WhichOneof("request")
+            if kind == "audio":
+                seen.append(len(request.audio))
+                audio.extend(request.audio)
+            elif kind == "control":
+                seen.append(str(request.control.WhichOneof("command")))
+        yield pb.StreamTranscribeResponse(summary=pb.SessionSummary())
+
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService",
+        {
+            "StreamTranscribe": grpc.stream_stream_rpc_method_handler(
+                stream_transcribe,
+                request_deserializer=pb.StreamTranscribeRequest.FromString,
+                response_serializer=pb.StreamTranscribeResponse.SerializeToString,
+            )
+        },
+    )
+    with serving(handler) as addr:
+        report = probe(run_client, node_client[0], "odd_chunks", addr, speech_clip)
+    # 100001 bytes: three of 32 KiB, then up to the last whole frame; its odd byte waits. It and
+    # 3 more make two frames; 1 byte waits, then goes before the Finalize; the next 2 bytes
+    # complete that frame (1) and start one, whose byte goes at the end.
+    assert seen == [32768, 32768, 32768, 1696, 4, 1, "finalize", 1, 1]
+    assert bytes(audio) == bytes(i % 251 for i in range(report["sent"]))
 
 
 def test_token_comes_from_the_environment(

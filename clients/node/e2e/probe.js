@@ -56,6 +56,23 @@ const scenarios = {
     client.close();
     return { ...record(responses), fromFinalize: responses.some((r) => r.result?.fromFinalize) };
   },
+  async odd_chunks(addr) {
+    // Chunks of any size and cut inside frames (16-bit samples), around a Finalize: bytes
+    // i % 251 for i in 0..100006, so the stand-in can check every byte and its order.
+    const bytes = (from, to) => Buffer.from(Array.from({ length: to - from }, (_, i) => (from + i) % 251));
+    const client = new TranscribeClient(addr);
+    const stream = client.stream(linear16(16000));
+    const reading = (async () => { for await (const _ of stream) { /* the stand-in's summary */ } })();
+    await stream.send(bytes(0, 100001));
+    await stream.send(bytes(100001, 100004));
+    await stream.send(bytes(100004, 100005));
+    await stream.finalize();
+    await stream.send(bytes(100005, 100007));
+    await stream.end();
+    await reading;
+    client.close();
+    return { sent: 100007 };
+  },
   async audio_failure(addr, clip) {
     const { pcm: audio, rate } = pcm(clip);
     async function* failing() {

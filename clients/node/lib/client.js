@@ -11,7 +11,8 @@ import grpc from '@grpc/grpc-js';
 import { contract, statusDetails } from './contract.js';
 import { DEFAULT_ADDR } from './defaults.js';
 import {
-  KeptAudio, KeptControls, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
+  KeptAudio, KeptControls, MAX_CHUNK_BYTES, backoffMs, frameBytes, keepFromByte, planResume, sendUntil,
+  shouldResume,
 } from './resume.js';
 
 export { DEFAULT_ADDR };
@@ -153,6 +154,7 @@ export class TranscribeStream extends EventEmitter {
   #config;
   #options;
   #frame;
+  #carry = Buffer.alloc(0); // the start of a frame, waiting for its rest
   #kept;
   #controls = new KeptControls();
   #queue = [];
@@ -194,11 +196,31 @@ export class TranscribeStream extends EventEmitter {
     return this.#done;
   }
 
-  /** Sends one chunk of audio (respecting flow control; kept until committed). */
+  /**
+   * Sends a chunk of audio of any size (respecting flow control; kept until committed). It goes
+   * in messages of at most MAX_CHUNK_BYTES on whole frames: a frame cut short waits for the next
+   * chunk, a control or `end()`.
+   */
   async send(chunk) {
     if (this.#ended) throw new Error('send after end()');
     if (chunk.length === 0) return;
-    await this.#write({ audio: chunk }, chunk);
+    await this.#sendAudio(this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk, false);
+  }
+
+  async #sendAudio(audio, ended) {
+    // Frames count from the first byte given, across every stream of this transcription.
+    const base = this.#kept.sentBytes;
+    const pieces = [];
+    let position = base;
+    for (;;) {
+      const until = sendUntil(position, base + audio.length, this.#frame ?? 1, MAX_CHUNK_BYTES, ended);
+      if (until === position) break;
+      pieces.push(audio.subarray(position - base, until - base));
+      position = until;
+    }
+    // A copy: the application may reuse its buffer once `send` resolves.
+    this.#carry = Buffer.from(audio.subarray(position - base));
+    for (const piece of pieces) await this.#write({ audio: piece }, piece);
   }
 
   /**
@@ -216,6 +238,8 @@ export class TranscribeStream extends EventEmitter {
 
   async #control(control) {
     if (this.#ended) throw new Error('control after end()');
+    // A control keeps its place: audio given before it goes first, even a frame cut short.
+    if (this.#carry.length > 0) await this.#sendAudio(this.#carry, true);
     await this.#write({ control }, null);
   }
 
@@ -224,6 +248,9 @@ export class TranscribeStream extends EventEmitter {
     if (this.#ended) return;
     this.#ended = true;
     await this.#ready;
+    // The audio's last bytes go as they are, a frame cut short included. A stream that ended
+    // meanwhile throws its error to the reader, not here: end() only half-closes.
+    if (this.#carry.length > 0 && !this.#done) await this.#sendAudio(this.#carry, true).catch(() => {});
     if (!this.#done && !this.#call.writableEnded) this.#call.end();
   }
 

@@ -96,7 +96,10 @@ export declare class TranscribeError extends Error {
 export declare class TranscribeStream extends EventEmitter implements AsyncIterable<Response> {
   /** True once the stream is over. */
   readonly closed: boolean;
-  /** Sends one chunk of audio; await it before the next. */
+  /**
+   * Sends a chunk of audio of any size, in messages of at most MAX_CHUNK_BYTES on whole frames
+   * (a frame cut short waits for the next chunk, a control or `end()`); await it before the next.
+   */
   send(chunk: Uint8Array): Promise<void>;
   /** Asks for the results of the audio sent so far to come back final. */
   finalize(): Promise<void>;
@@ -147,6 +150,15 @@ export declare function planResume(args: {
 }): { resumable: false } | {
   resumable: true; startOffsetSeconds: number; resendFromByte: number; resendBytes: number;
 };
+/** Most audio bytes per request message. */
+export declare const MAX_CHUNK_BYTES: number;
+/**
+ * Where the next audio message from `position` ends: at most `limit` bytes, on a whole frame
+ * unless the audio `ended` or the next control (`controlAt`) comes first.
+ */
+export declare function sendUntil(
+  position: number, end: number, frame: number, limit: number, ended: boolean, controlAt?: number | null,
+): number;
 export declare function backoffMs(
   attempt: number, settings: { initialMs: number; maxMs: number; multiplier: number }, random?: () => number,
 ): number;

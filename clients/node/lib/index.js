@@ -6,7 +6,8 @@ export {
 } from './client.js';
 export { PROTO_PATH, contract, responseFromJSON, statusDetails } from './contract.js';
 export {
-  KeptAudio, KeptControls, MAX_KEPT_CONTROLS, backoffMs, frameBytes, keepFromByte, planResume, shouldResume,
+  KeptAudio, KeptControls, MAX_CHUNK_BYTES, MAX_KEPT_CONTROLS, backoffMs, frameBytes, keepFromByte, planResume,
+  sendUntil, shouldResume,
 } from './resume.js';
 export {
   ENCODINGS, FALLBACK_BYTES_PER_SECOND, WavError, bytesPerSecond, encodingEnum, httpChunks, pace,

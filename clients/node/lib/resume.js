@@ -19,6 +19,24 @@ export function shouldResume(code, resumePoint) {
   return code === UNAVAILABLE && resumePoint !== null && resumePoint !== undefined;
 }
 
+/** Most audio bytes per request message (as the Python and Go libraries send). */
+export const MAX_CHUNK_BYTES = 32 * 1024;
+
+/**
+ * Where the next audio message from `position` ends (`position`: nothing to send yet): at most
+ * `limit` bytes, up to the audio given so far (`end`), on a whole frame of `frame` bytes counted
+ * from the first byte (clients/testdata/README.md: chunks are whole frames), so a frame cut short
+ * waits for its rest. Unless the audio has ended (its last bytes go as they are) or the next
+ * control (`controlAt`, or null) comes first: the message stops there, even within a frame, so
+ * that the control keeps its place.
+ */
+export function sendUntil(position, end, frame, limit, ended, controlAt = null) {
+  const stop = Math.min(end, position + limit);
+  if (controlAt !== null && controlAt <= stop) return Math.max(controlAt, position);
+  if (ended && stop === end) return stop;
+  return Math.max(stop - (stop % Math.max(frame, 1)), position);
+}
+
 /** Rounding margin: times are rounded to microseconds; a millisecond never drops a needed byte. */
 const COMMIT_MARGIN_SECONDS = 0.001;
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  KeptAudio, backoffMs, parseWav, planFile, planUrl, readableChunks, splitChunks, WavError,
+  KeptAudio, MAX_CHUNK_BYTES, backoffMs, parseWav, planFile, planUrl, readableChunks, sendUntil, splitChunks,
+  WavError,
 } from '../lib/index.js';
 import { TOKEN_ENV, buildConfig, parseFlags, render } from '../transcribe.js';
 
@@ -139,4 +140,22 @@ test('backoff grows by the multiplier up to the cap, with jitter in its upper ha
   const settings = { initialMs: 100, maxMs: 1000, multiplier: 2 };
   assert.deepEqual([1, 2, 3, 4, 5].map((a) => backoffMs(a, settings, () => 1)), [100, 200, 400, 800, 1000]);
   assert.deepEqual([1, 5].map((a) => backoffMs(a, settings, () => 0)), [50, 500]);
+});
+
+test('audio messages end on whole frames, at most the limit, unless the end or a control comes first', () => {
+  // [position, end, frame, limit, ended, controlAt, want]: the table the Go library checks.
+  const cases = [
+    [0, 5, 4, 100, false, null, 4], // a frame cut short waits
+    [4, 5, 4, 100, false, null, 4], // nothing whole to send
+    [4, 5, 4, 100, true, null, 5], // the end goes as it is
+    [0, 100, 4, 10, false, null, 8], // the limit, down to a frame
+    [0, 100, 4, 10, false, 3, 3], // a control inside a frame keeps its place
+    [0, 100, 4, 10, false, 50, 8], // a later control does not matter yet
+    [0, 100, 1, 10, false, null, 10], // containerised: any byte
+    [5, 12, 2, 100, false, null, 12], // frames count from the first byte, not from `position`
+  ];
+  for (const [position, end, frame, limit, ended, controlAt, want] of cases) {
+    assert.equal(sendUntil(position, end, frame, limit, ended, controlAt), want, `${[position, end, frame, limit]}`);
+  }
+  assert.equal(MAX_CHUNK_BYTES, 32 * 1024);
 });
