@@ -49,6 +49,7 @@ import wave
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -551,17 +552,27 @@ def stalling_server() -> Iterator[StallingServer]:
             with lock:
                 stand_in.cancels += 1
 
-    handler = grpc.method_handlers_generic_handler(
-        "transcribe.v1.TranscribeService",
-        {"StreamTranscribe": grpc.stream_stream_rpc_method_handler(stream_transcribe)},
-    )
-    with serving(handler) as stand_in.addr:
+    with serving(stream_transcribe) as stand_in.addr:
         yield stand_in
 
 
 @contextlib.contextmanager
-def serving(handler: grpc.GenericRpcHandler) -> Iterator[str]:
-    """A blocking grpc server for ``handler`` on a free loopback port; yields its address."""
+def serving(
+    stream_transcribe: Callable[[Any, grpc.ServicerContext], Iterator[Any]], *, typed: bool = False
+) -> Iterator[str]:
+    """A blocking grpc server whose `StreamTranscribe` is ``stream_transcribe``, on a free
+    loopback port; yields its address. Its messages are raw bytes, or with ``typed`` the
+    contract's request and response messages."""
+    from transcribe.v1 import transcribe_pb2 as pb
+
+    method = grpc.stream_stream_rpc_method_handler(
+        stream_transcribe,
+        request_deserializer=pb.StreamTranscribeRequest.FromString if typed else None,
+        response_serializer=pb.StreamTranscribeResponse.SerializeToString if typed else None,
+    )
+    handler = grpc.method_handlers_generic_handler(
+        "transcribe.v1.TranscribeService", {"StreamTranscribe": method}
+    )
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
     address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"

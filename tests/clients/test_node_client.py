@@ -284,17 +284,7 @@ def test_library_sends_any_chunk_as_whole_frames_of_at_most_32_kib(
                 seen.append(str(request.control.WhichOneof("command")))
         yield pb.StreamTranscribeResponse(summary=pb.SessionSummary())
 
-    handler = grpc.method_handlers_generic_handler(
-        "transcribe.v1.TranscribeService",
-        {
-            "StreamTranscribe": grpc.stream_stream_rpc_method_handler(
-                stream_transcribe,
-                request_deserializer=pb.StreamTranscribeRequest.FromString,
-                response_serializer=pb.StreamTranscribeResponse.SerializeToString,
-            )
-        },
-    )
-    with serving(handler) as addr:
+    with serving(stream_transcribe, typed=True) as addr:
         report = probe(run_client, node_client[0], "odd_chunks", addr, speech_clip)
     # 100001 bytes: three of 32 KiB, then up to the last whole frame; its odd byte waits. It and
     # 3 more make two frames; 1 byte waits, then goes before the Finalize; the next 2 bytes

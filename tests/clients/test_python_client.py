@@ -496,17 +496,7 @@ def resuming_endpoint() -> Iterator[_ResumingEndpoint]:
             context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
         yield pb.StreamTranscribeResponse(summary=pb.SessionSummary())
 
-    handler = grpc.method_handlers_generic_handler(
-        "transcribe.v1.TranscribeService",
-        {
-            "StreamTranscribe": grpc.stream_stream_rpc_method_handler(
-                stream_transcribe,
-                request_deserializer=pb.StreamTranscribeRequest.FromString,
-                response_serializer=pb.StreamTranscribeResponse.SerializeToString,
-            )
-        },
-    )
-    with serving(handler) as endpoint.addr:
+    with serving(stream_transcribe, typed=True) as endpoint.addr:
         yield endpoint
 
 
