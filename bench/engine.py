@@ -488,8 +488,8 @@ async def capacity(
 ) -> list[CapacityRow]:
     """Rows for each step until one falls behind; ``staggered`` spreads the streams' phases."""
     rows: list[CapacityRow] = []
+    measure = staggered_step if staggered else together_step
     for n in steps:
-        measure = staggered_step if staggered else together_step
         stats, cpu_share = await measure(url, engine, clip, n)
         latencies = [x for s in stats for x in s.final_latencies]
         endpoints = [x for s in stats for x in s.endpoint_latencies]

@@ -53,6 +53,7 @@ from typing import Any
 
 import grpc
 import pytest
+from transcribe.v1 import transcribe_pb2 as pb
 
 from tests.conftest import ROOT, TIMING
 from tests.support import replicas
@@ -563,8 +564,6 @@ def serving(
     """A blocking grpc server whose `StreamTranscribe` is ``stream_transcribe``, on a free
     loopback port; yields its address. Its messages are raw bytes, or with ``typed`` the
     contract's request and response messages."""
-    from transcribe.v1 import transcribe_pb2 as pb
-
     method = grpc.stream_stream_rpc_method_handler(
         stream_transcribe,
         request_deserializer=pb.StreamTranscribeRequest.FromString if typed else None,

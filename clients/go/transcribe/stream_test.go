@@ -94,7 +94,6 @@ func (d *drainingServer) StreamTranscribe(stream grpc.BidiStreamingServer[transc
 	return stream.Send(&transcribev1.StreamTranscribeResponse{Response: &transcribev1.StreamTranscribeResponse_Summary{Summary: &transcribev1.SessionSummary{}}})
 }
 
-// serveFake starts a drainingServer on a loopback port, stopped when the test ends.
 // openLinear16 opens a 16 kHz linear16 stream to addr, bounded to 20 s; the client closes when
 // the test ends.
 func openLinear16(t *testing.T, addr string, opts Options) *Stream {
@@ -113,6 +112,7 @@ func openLinear16(t *testing.T, addr string, opts Options) *Stream {
 	return stream
 }
 
+// serveFake starts a drainingServer on a loopback port, stopped when the test ends.
 func serveFake(t *testing.T) (*drainingServer, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
