@@ -5,7 +5,9 @@ upstream (``bench/upstream``) and a load generator (``bench/loadgen``: N concurr
 streams of 16 kHz linear16 audio), and measures in one run, on the same load:
 
 * the plain relay (``bench/plain_relay.py``: the gateway's libraries, none of its features),
-  ``gateway serve --workers 1`` and ``gateway serve --workers 2``, each a fresh process tree;
+  ``gateway serve --workers 1`` and ``gateway serve --workers 2``, each a fresh process tree
+  (and, to compare the two at the same load per process, ``--workers 1`` carrying half the
+  streams; and ``--workers 1`` with the opt-in ``--coalesce-audio-ms``);
 * on two upstream profiles, Deepgram's live cadence (an interim result about every second, a
   final about every 3 s, with words) and the worst case (a result for every audio frame),
 * at 20 ms and 100 ms audio frames.
@@ -85,6 +87,7 @@ class ProcSample:
     uss_kb: int  # private (unshared) memory: what the process tree alone costs
     processes: int
     switches: int = 0  # context switches of all the tree's threads: how often it slept and woke
+    heap_kb: int = 0  # the private part of uss_kb in malloc's main heap ([heap]), when sampled
 
 
 def _children() -> dict[int, list[int]]:
@@ -111,10 +114,11 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
-    """CPU seconds (user + system) and memory of ``pid`` and, with ``tree``, its descendants."""
+def sample(pid: int | None, *, tree: bool = True, heap: bool = False) -> ProcSample:
+    """CPU seconds (user + system) and memory of ``pid`` and, with ``tree``, its descendants;
+    with ``heap``, also the private memory of their malloc heaps (a slower read)."""
     cpu = 0.0
-    rss = uss = count = switches = 0
+    rss = uss = count = switches = heap_kb = 0
     for p in (_tree(pid) if tree else [pid]) if pid is not None else []:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
@@ -129,8 +133,26 @@ def sample(pid: int | None, *, tree: bool = True) -> ProcSample:
                 rss += int(value.split()[0])
             elif name in ("Private_Clean", "Private_Dirty"):
                 uss += int(value.split()[0])
+        if heap:
+            heap_kb += _heap_kb(p)
         count += 1
-    return ProcSample(time.monotonic(), cpu, rss, uss, count, switches)
+    return ProcSample(time.monotonic(), cpu, rss, uss, count, switches, heap_kb)
+
+
+def _heap_kb(pid: int) -> int:
+    """Private memory of the process's ``[heap]`` mapping: glibc malloc's main arena, where
+    objects over pymalloc's 512 bytes (every audio frame) live. Python's small objects are in
+    pymalloc's anonymous arenas instead; gRPC's threads have arenas of their own."""
+    total = 0
+    in_heap = False
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split(maxsplit=6)
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                in_heap = len(head) > 5 and head[5] == "[heap]"
+            elif in_heap and head[0] in ("Private_Clean:", "Private_Dirty:"):
+                total += int(head[1])
+    return total
 
 
 def _switches(pid: int) -> int:
@@ -247,6 +269,7 @@ class LoadRun:
     busy: dict[str, float] = field(default_factory=dict)
     at: dict[str, float] = field(default_factory=dict)
     memory_kb: list[int] = field(default_factory=list)  # the relay's, during the measured window
+    heap_kb: list[int] = field(default_factory=list)  # the part of it in malloc's main heap
 
     def cpu_cores(self, who: str, start: str = "measure_start", end: str = "measure_end") -> float:
         if who == "loadgen" and (start, end) == ("measure_start", "measure_end"):
@@ -286,7 +309,9 @@ def run_loadgen(
         pid = watch.get("relay")
         while pid is not None and not stopped.wait(MEMORY_SAMPLE_S):
             if measuring.is_set():
-                run.memory_kb.append(sample(pid).uss_kb)
+                now = sample(pid, heap=True)
+                run.memory_kb.append(now.uss_kb)
+                run.heap_kb.append(now.heap_kb)
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
@@ -360,16 +385,21 @@ PROFILES = {
 # The opt-in coalescing (`--coalesce-audio-ms`) measured beside the default, on one worker.
 COALESCE_MS = 100
 COALESCING = "gateway-1-coalesce"
-RELAYS = ("plain", "gateway-1", "gateway-2", COALESCING)
+# One worker carrying half the streams: what each of the two workers carries in a gateway-2 run,
+# so that the two can be compared at the same load per process.
+HALF = "gateway-1-half"
+RELAYS = ("plain", "gateway-1", "gateway-2", HALF, COALESCING)
 RELAY_NAMES = {
     "plain": "plain relay",
     "gateway-1": "gateway, 1 worker",
     "gateway-2": "gateway, 2 workers",
+    HALF: "gateway, 1 worker, half the streams",
     COALESCING: f"gateway, 1 worker, --coalesce-audio-ms {COALESCE_MS}",
 }
 GATEWAY_ARGS = {
     "gateway-1": ["--workers", "1"],
     "gateway-2": ["--workers", "2"],
+    HALF: ["--workers", "1"],
     COALESCING: ["--workers", "1", "--coalesce-audio-ms", str(COALESCE_MS)],
 }
 
@@ -410,6 +440,12 @@ class Measured:
     def kb_per_stream(self) -> float:
         memory = self.run.memory_kb or [self.run.samples["measure_end"]["relay"].uss_kb]
         return (statistics.median(memory) - self.baseline.uss_kb) / self.opened
+
+    def heap_kb_per_stream(self) -> float:
+        """The part of :meth:`kb_per_stream` in malloc's main heap."""
+        if not self.run.heap_kb:
+            return math.nan
+        return (statistics.median(self.run.heap_kb) - self.baseline.heap_kb) / self.opened
 
     def switches_per_frame(self) -> float:
         """Context switches of the relay's threads per audio frame sent: fewer means more work
@@ -459,6 +495,9 @@ class Plan:
     streams_per_conn: int
     gateway_args: list[str]
     cores: int
+
+    def streams_of(self, relay: str) -> int:
+        return max(self.streams // 2, 1) if relay == HALF else self.streams
 
     def estimate_s(self) -> float:
         per_run = 6 + self.idle_s + self.warmup_s + self.duration_s + self.streams / 20
@@ -527,7 +566,7 @@ class Bench:
         upstream = self.upstreams[load.profile]
         try:
             time.sleep(SETTLE_S)
-            baseline = sample(service.pid)
+            baseline = sample(service.pid, heap=True)
             n = streams or self.plan.streams
             args = [
                 "-mode=grpc",
@@ -602,6 +641,18 @@ def memory(m: Measured) -> float:
     return m.kb_per_stream()
 
 
+def _streams_text(n: int) -> str:
+    return f"{n} stream" if n == 1 else f"{n} streams"
+
+
+def heap_memory(m: Measured) -> float:
+    return m.heap_kb_per_stream()
+
+
+def other_memory(m: Measured) -> float:
+    return m.kb_per_stream() - m.heap_kb_per_stream()
+
+
 def idle_memory(m: Measured) -> float:
     return m.idle_kb_per_stream()
 
@@ -648,7 +699,7 @@ def run_all(bench: Bench) -> Results:
     for round_ in range(plan.rounds):
         for i, load in enumerate(plan.loads):
             for relay in rotated(plan.relays, round_ + i):
-                results.runs.append(bench.measure(relay, load, round_))
+                results.runs.append(bench.measure(relay, load, round_, streams=plan.streams_of(relay)))
     return results
 
 
@@ -968,6 +1019,21 @@ def render(
         )
     w("")
     w(
+        "Where the memory per stream is: the part in malloc's main heap (`[heap]` in "
+        "/proc/PID/smaps: objects over pymalloc's 512 bytes, which is where every audio frame, "
+        "and so the replay log, lives), and the rest (pymalloc's arenas, gRPC's threads' "
+        "arenas, libraries' pages). A negative heap figure is memory the process held when its "
+        "baseline was sampled and gave back to the system during the run.\n"
+    )
+    w("| Profile, frames | " + " | ".join(f"{RELAY_NAMES[r]}: heap / rest" for r in relays) + " |")
+    w("|---|" + "---:|" * len(relays))
+    for load in plan.loads:
+        heap = [_f(results.median(r, load, heap_memory), 0) for r in relays]
+        rest = [_f(results.median(r, load, other_memory), 0) for r in relays]
+        cells = [f"{a} / {b} KB" for a, b in zip(heap, rest, strict=True)]
+        w(f"| {load.label} | " + " | ".join(cells) + " |")
+    w("")
+    w(
         "Context switches of all the relay's threads (voluntary and not, from "
         "/proc/PID/task/*/status) per audio frame over the measured window: how much work each "
         "wake-up does (fewer is more per wake-up).\n"
@@ -993,6 +1059,13 @@ def render(
             f"| gateway CPU per stream with 2 workers <= {TARGET_WORKERS_RATIO:g}x with 1 "
             f"| {_f(workers)}x | {_verdict(workers <= TARGET_WORKERS_RATIO)} |"
         )
+        if HALF in relays:
+            same_load = statistics.median(results.ratios("gateway-2", HALF, target, cpu) or [math.nan])
+            w(
+                f"| the same, at the same load per process: 2 workers against 1 worker carrying "
+                f"what each of them carries ({_streams_text(plan.streams_of(HALF))}) "
+                f"| {_f(same_load)}x | {_verdict(same_load <= TARGET_WORKERS_RATIO)} |"
+            )
         plain_kb = results.median("plain", target, memory)
         allowance = replay_allowance_kb(target)
         gateway_kb = results.median("gateway-1", target, memory)
@@ -1005,9 +1078,8 @@ def render(
             f"The audio held for replay is on average half the time between finals plus the "
             f"{REPLAY_PREROLL_S:g} s pre-roll, as 16 kHz linear16. Just before each final it is "
             f"the whole time between finals plus the pre-roll ({replay_peak_kb(target):.0f} KB): "
-            "what a commit frees is reused by the next audio but not given back to the system, "
-            "so private memory follows that peak, and the load's streams all reach it at the "
-            f"same moment. Against the peak the gateway's allowance is {_f(plain_kb, 0)} + "
+            "the load's streams all reach it at the same moment, and just after it they hold "
+            f"the pre-roll alone. Against the peak the gateway's allowance is {_f(plain_kb, 0)} + "
             f"{replay_peak_kb(target):.0f} KB.\n"
         )
 
@@ -1042,7 +1114,7 @@ def render(
     w(f"| Profile, frames | Relay | CPU per stream | Streams per core | Streams on {plan.cores} cores |")
     w("|---|---|---:|---:|---:|")
     for load in plan.loads:
-        for relay in relays:
+        for relay in (r for r in relays if r != HALF):
             pct = results.median(relay, load, cpu)
             on_n = results.median("gateway-2" if relay in ("gateway-1", "gateway-2") else relay, load, cpu)
             per_core = 100 / pct if pct > 0 else math.nan
@@ -1260,6 +1332,8 @@ def raw_results(results: Results) -> list[dict[str, Any]]:
             "round": m.round + 1,
             "cpu_pct_per_stream": m.cpu_pct_per_stream(),
             "kb_per_stream": m.kb_per_stream(),
+            "heap_kb_per_stream": m.heap_kb_per_stream(),
+            "streams": m.opened,
             "idle_kb_per_stream": m.idle_kb_per_stream(),
             "switches_per_frame": m.switches_per_frame(),
             "problems": m.problems(),
