@@ -830,7 +830,7 @@ SEND_PATH_BATCHES = (1, 2, 5)
 def measure_send_path(upstream_url: str, frames: int, frame_bytes: int = 640) -> dict[int, float]:
     """CPU microseconds per audio frame that `UpstreamConnection` spends sending ``frames`` frames
     as fast as it can, one message each (1) or several already-waiting frames per message
-    (`send_audio_batch`). Runs in this process under uvloop, as the gateway does."""
+    (`UpstreamConnection.send_audio`). Runs in this process under uvloop, as the gateway does."""
     import asyncio
 
     import uvloop
@@ -852,7 +852,7 @@ def measure_send_path(upstream_url: str, frames: int, frame_bytes: int = 640) ->
             chunk = [bytes(frame_bytes)] * batch
             began = time.process_time()
             for _ in range(frames // batch):
-                await connection.send_audio_batch(chunk)
+                await connection.send_audio(chunk)
             spent = time.process_time() - began
             await connection.send_text('{"type":"CloseStream"}')
             with contextlib.suppress(TimeoutError):

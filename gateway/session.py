@@ -384,7 +384,7 @@ class Session:
                         continue
                     connection = self._idle_connection
                     if connection is not None and not changed.is_set() and connection.writable:
-                        await self._send_direct(connection, now)
+                        self._send_direct(connection, now)
                     else:
                         changed.set()
             elif kind == "control":
@@ -404,20 +404,15 @@ class Session:
             await self._after_input()
         self._end_input()
 
-    async def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
+    def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
         """Send what the reader just appended, from the reader's task, while the sender is
         caught up and the socket takes the write at once (the reader never waits on the
-        upstream's flow control: the sender does). A failed send is the connection's failure,
-        which the sender and receiver report: the frame stays in the log, and a reconnect
-        replays it."""
+        upstream's flow control: the sender does). A failed write drops the connection, which
+        the receiver reports: the frame stays in the log, and a reconnect replays it."""
         frames = self._relay.take_audio(now, _BATCH_BYTES)
-        if not frames:
-            return
-        try:
-            await self._send_audio(connection, frames)
-        except UpstreamError:
-            # Wake the sender: its next send on this connection raises the failure.
-            self._log_changed.set()
+        if frames:
+            connection.write_audio(frames)
+            self._sent_audio(frames)
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room
@@ -590,13 +585,11 @@ class Session:
                 self._sender_timed = False
 
     async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
-        if len(frames) == 1:
-            audio = frames[0]
-            await connection.send_audio(audio)
-            self._counts.relayed_bytes += len(audio)
-        else:
-            await connection.send_audio_batch(frames)
-            self._counts.relayed_bytes += sum(map(len, frames))
+        await connection.send_audio(frames)
+        self._sent_audio(frames)
+
+    def _sent_audio(self, frames: list[bytes]) -> None:
+        self._counts.relayed_bytes += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         if self._holding:
             # Unreplayable audio frees its room once sent.
             self._progress.set()

@@ -1,6 +1,7 @@
-"""The upstream send path (`UpstreamConnection.send_audio_batch`), over a real socket: frames
-in order, batches as one message, the close code after a close, a dropped connection reported,
-and an upstream that stops reading holding the sender back."""
+"""The upstream send path (`UpstreamConnection.send_audio` and its `write_audio`, which skips
+websockets' `send()`), over a real socket: frames in order, batches as one message, the close
+code after a close, a dropped connection reported, and an upstream that stops reading holding
+the sender back."""
 
 from __future__ import annotations
 
@@ -49,13 +50,11 @@ async def test_waiting_frames_go_out_as_one_message_in_order(
 ) -> None:
     rec, connection = recorder
     frames = [bytes([i]) * 640 for i in range(5)]
-    await connection.send_audio_batch(frames)
-    await connection.send_audio_batch(frames[:1])
-    await connection.send_audio_batch([])
+    await connection.send_audio(frames)
+    await connection.send_audio(frames[:1])
     await connection.send_text('{"type":"KeepAlive"}')
     assert await _next(rec) == b"".join(frames)
     assert await _next(rec) == frames[0]
-    # The empty batch sent nothing: the next message is the text one.
     assert await _next(rec) == '{"type":"KeepAlive"}'
 
 
@@ -64,13 +63,13 @@ async def test_a_batch_sent_after_the_upstream_closed_reports_its_close_code(
 ) -> None:
     rec, connection = recorder
     rec.close_with = 1008
-    await connection.send_audio(b"\0" * 640)
+    await connection.send_audio([b"\0" * 640])
     assert await _next(rec) == b"\0" * 640
     with pytest.raises(UpstreamClosedError) as caught:
         # The close frame may still be in flight: keep sending until the send path sees it.
         async with asyncio.timeout(5 * TIMING):
             while True:
-                await connection.send_audio_batch([b"\0" * 640] * 3)
+                await connection.send_audio([b"\0" * 640] * 3)
                 await asyncio.sleep(0)
     assert caught.value.code == 1008
 
@@ -84,20 +83,21 @@ async def test_frames_written_on_a_dropped_connection_are_reported_by_the_receiv
         port = next(iter(server.sockets)).getsockname()[1]
         target = UpstreamTarget(f"ws://127.0.0.1:{port}/v1/listen", api_key=None, connect_timeout_s=10.0)
         async with await open_upstream(target) as connection:
-            await connection.send_audio(b"\0" * 640)
+            await connection.send_audio([b"\0" * 640])
             with pytest.raises(UpstreamClosedError) as caught:
                 async with asyncio.timeout(5 * TIMING):
-                    await connection.recv()
+                    while True:
+                        # Written straight to the transport while it looks open, then refused.
+                        if connection.writable:
+                            connection.write_audio([b"\0" * 640])
+                        await connection.recv()
             assert caught.value.code == 1006
-            # Sending on it now reports the same close.
-            with pytest.raises(UpstreamClosedError):
-                await connection.send_audio(b"\0" * 640)
 
 
 async def test_an_upstream_that_stops_reading_holds_the_sender_back() -> None:
-    """An upstream that stops reading fills the kernel's buffers, then websockets' flow control
-    holds the sender: what is queued in the gateway stays bounded (the session's direct write
-    from the reader is taken only while `writable`, nothing queued)."""
+    """The direct write is taken only while nothing is queued in the socket's buffer, so an
+    upstream that stops reading fills the kernel's buffers, then websockets' flow control
+    holds the sender: what is queued in the gateway stays bounded."""
     stop = asyncio.Event()
 
     async def never_read(connection: ServerConnection) -> None:
@@ -112,7 +112,7 @@ async def test_an_upstream_that_stops_reading_holds_the_sender_back() -> None:
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(2 * TIMING):
                     while sent < 1024 * len(frame):
-                        await connection.send_audio(frame)
+                        await connection.send_audio([frame])
                         sent += len(frame)
             # The kernel's socket buffers on loopback take a few MB; 64 MB would mean the
             # writes were queued in the process without bound.
