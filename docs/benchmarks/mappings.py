@@ -1,0 +1,105 @@
+"""Where a relay's private memory per stream is, mapping by mapping, under the bench's load at
+Deepgram's cadence: malloc's main heap (``[heap]``), anonymous mappings (pymalloc's arenas,
+gRPC's threads' arenas) and the libraries' own pages.
+
+    PYTHONPATH=. .venv/bin/python docs/benchmarks/mappings.py gateway [--streams 50] [-- ARGS]
+    PYTHONPATH=. .venv/bin/python docs/benchmarks/mappings.py plain
+
+It builds the bench's Go upstream and load generator, starts the relay, samples
+/proc/PID/smaps 1 s after it is ready (the baseline, as ``bench.relay`` does), with the streams
+open and silent, and every 0.5 s of the measured window, and prints per stream, for each
+mapping that moved, its growth when idle and its median, least and most while audio flows.
+ARGS after ``--`` go to ``gateway serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.relay import PROFILES, PYTHON, build, find_go, start_service  # noqa: E402
+
+
+def mappings(pid: int) -> Counter[str]:
+    """Private KB per mapping name (anonymous ones pooled as ``[anon]``)."""
+    out: Counter[str] = Counter()
+    name = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=6)
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            name = head[5] if len(head) > 5 else "[anon]"
+            name = Path(name).name if name.startswith("/") else name
+        elif head and head[0] in ("Private_Clean:", "Private_Dirty:"):
+            out[name] += int(head[1])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("relay", choices=["gateway", "plain"])
+    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("serve_args", nargs="*", help="after --: more `gateway serve` arguments")
+    args = parser.parse_args()
+    go = find_go(None)
+    with tempfile.TemporaryDirectory(prefix="bench-mappings-") as tmp:
+        work = Path(tmp)
+        upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
+        ready = work / "upstream.ready"
+        argv = [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(ready)]
+        upstream = start_service("upstream", [*argv, *PROFILES["deepgram"].args], work, ready)
+        relay_ready = work / "relay.ready"
+        common = ["--listen", "127.0.0.1:0", "--ready-file", str(relay_ready)]
+        common += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
+        if args.relay == "plain":
+            argv = [PYTHON, "-m", "bench.plain_relay", *common]
+        else:
+            argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", "1"]
+            argv += args.serve_args
+        relay = start_service(args.relay, argv, work, relay_ready)
+        try:
+            time.sleep(1.0)
+            base = mappings(relay.pid)
+            idle: Counter[str] = Counter()
+            flowing: list[Counter[str]] = []
+            load = [str(loadgen_bin), "-mode=grpc", f"-addr={relay.address}", f"-streams={args.streams}"]
+            load += ["-idle=3s", "-warmup=3s", "-duration=12s", "-frame=20ms", "-result-interval=1s"]
+            proc = subprocess.Popen(load, stdout=subprocess.PIPE, text=True, bufsize=1)
+            assert proc.stdout is not None
+            for line in iter(proc.stdout.readline, ""):
+                event = json.loads(line)["event"]
+                if event == "opened":
+                    time.sleep(1.5)
+                    idle = mappings(relay.pid)
+                elif event == "measure_start":
+                    for _ in range(16):
+                        time.sleep(0.5)
+                        flowing.append(mappings(relay.pid))
+            proc.wait()
+        finally:
+            relay.stop()
+            upstream.stop()
+    n = args.streams
+    names = sorted({*base, *idle, *flowing[-1]}, key=lambda k: -(flowing[-1][k] - base[k]))
+    print(f"{args.relay}, {n} streams: private KB per stream, against the baseline 1 s after ready")
+    for name in names:
+        values = [sample[name] - base[name] for sample in flowing]
+        if max(abs(v) for v in values) < n:  # under 1 KB per stream
+            continue
+        print(
+            f"{name:40s} idle {(idle[name] - base[name]) / n:6.1f}   flowing: median "
+            f"{statistics.median(values) / n:6.1f}, least {min(values) / n:6.1f}, most {max(values) / n:6.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
