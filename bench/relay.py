@@ -253,6 +253,14 @@ def build(go: str, package: str, out: Path) -> Path:
     return binary
 
 
+def start_upstream(binary: Path, profile: str, workdir: Path) -> Service:
+    """The bench's scripted upstream (``bench/upstream``, built by :func:`build`) answering at
+    ``profile``'s cadence, on a free loopback port."""
+    ready = workdir / f"upstream-{profile}.ready"
+    argv = [str(binary), "-listen", "127.0.0.1:0", "-ready-file", str(ready), *PROFILES[profile].args]
+    return start_service(f"upstream-{profile}", argv, workdir, ready)
+
+
 def go_version(go: str) -> str:
     return subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -1363,11 +1371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with contextlib.ExitStack() as stack:
             upstreams: dict[str, Service] = {}
             for name in {load.profile for load in plan.loads}:
-                ready = workdir / f"upstream-{name}.ready"
-                argv_up = [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(ready)]
-                upstreams[name] = start_service(
-                    f"upstream-{name}", [*argv_up, *PROFILES[name].args], workdir, ready
-                )
+                upstreams[name] = start_upstream(upstream_bin, name, workdir)
                 stack.callback(upstreams[name].stop)
             tree = stack.enter_context(gateway_checkout(args.gateway_ref, workdir))
             env = environment(go, tree)

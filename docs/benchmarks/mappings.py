@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.relay import PROFILES, PYTHON, build, find_go, start_service  # noqa: E402
+from bench.relay import PYTHON, build, find_go, start_service, start_upstream  # noqa: E402
 
 
 def mappings(pid: int) -> Counter[str]:
@@ -54,9 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-mappings-") as tmp:
         work = Path(tmp)
         upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
-        ready = work / "upstream.ready"
-        argv = [str(upstream_bin), "-listen", "127.0.0.1:0", "-ready-file", str(ready)]
-        upstream = start_service("upstream", [*argv, *PROFILES["deepgram"].args], work, ready)
+        upstream = start_upstream(upstream_bin, "deepgram", work)
         relay_ready = work / "relay.ready"
         common = ["--listen", "127.0.0.1:0", "--ready-file", str(relay_ready)]
         common += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]

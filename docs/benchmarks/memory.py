@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.relay import PROFILES, build, find_go, start_service  # noqa: E402
+from bench.relay import build, find_go, start_service, start_upstream  # noqa: E402
 
 # Runs inside the gateway's process: dump a snapshot (and the live sessions' log accounting) on
 # SIGUSR1, then serve as usual.
@@ -65,20 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
-        ready = work / "upstream.ready"
-        upstream = start_service(
-            "upstream",
-            [
-                str(upstream_bin),
-                "-listen",
-                "127.0.0.1:0",
-                "-ready-file",
-                str(ready),
-                *PROFILES["deepgram"].args,
-            ],
-            work,
-            ready,
-        )
+        upstream = start_upstream(upstream_bin, "deepgram", work)
         gready = work / "gateway.ready"
         argv = [sys.executable, "-c", _CHILD, str(args.frames), str(work)]
         argv += ["--log-level", "WARNING", "serve", "--listen", "127.0.0.1:0", "--ready-file", str(gready)]
