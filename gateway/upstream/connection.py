@@ -77,12 +77,12 @@ class UpstreamConnection:
         return self._protocol.state is State.OPEN and not self._transport.get_write_buffer_size()
 
     def write_audio(self, frames: Sequence[bytes]) -> None:
-        """Send audio that is waiting now as one binary message, without waiting: only while
-        :attr:`writable`.
+        """Send audio that is waiting now (at least one frame) as one binary message, without
+        waiting: only while :attr:`writable`.
 
         This is every frame's path, so it skips websockets' ``send()``: that wraps each call in
         an async context manager (an async generator, registered with the event loop, per
-        frame: about 20 of a frame's 160 us of CPU, docs/benchmarks.md) to check the state and
+        frame; what skipping it buys is lever 8 in docs/benchmarks.md) to check the state and
         wait for flow control, which :attr:`writable` has done, and to order the parts of
         fragmented messages, which the gateway never sends. The frame is encoded (and masked)
         by the connection's own sans-I/O protocol and written to its transport, as ``send()``
@@ -104,7 +104,10 @@ class UpstreamConnection:
 
     async def send_audio(self, frames: Sequence[bytes]) -> None:
         """Send audio that is waiting as one binary message, waiting for the upstream's flow
-        control if it must (it never waits for more audio: pass what is waiting now)."""
+        control if it must (it never waits for more audio: pass what is waiting now; nothing is
+        sent for no frames)."""
+        if not frames:
+            return
         if self.writable:
             self.write_audio(frames)
             return

@@ -52,9 +52,11 @@ async def test_waiting_frames_go_out_as_one_message_in_order(
     frames = [bytes([i]) * 640 for i in range(5)]
     await connection.send_audio(frames)
     await connection.send_audio(frames[:1])
+    await connection.send_audio([])
     await connection.send_text('{"type":"KeepAlive"}')
     assert await _next(rec) == b"".join(frames)
     assert await _next(rec) == frames[0]
+    # No frames sent nothing: the next message is the text one.
     assert await _next(rec) == '{"type":"KeepAlive"}'
 
 
