@@ -139,20 +139,27 @@ def sample(pid: int | None, *, tree: bool = True, heap: bool = False) -> ProcSam
     return ProcSample(time.monotonic(), cpu, rss, uss, count, switches, heap_kb)
 
 
-def _heap_kb(pid: int) -> int:
-    """Private memory of the process's ``[heap]`` mapping: glibc malloc's main arena, where
-    objects over pymalloc's 512 bytes (every audio frame) live. Python's small objects are in
-    pymalloc's anonymous arenas instead; gRPC's threads have arenas of their own."""
-    total = 0
-    in_heap = False
+def private_by_mapping(pid: int) -> Counter[str]:
+    """Private KB of the process per mapping name (``[heap]``, a library's file name; anonymous
+    mappings pooled as ``[anon]``), from /proc/PID/smaps."""
+    out: Counter[str] = Counter()
+    name = "[anon]"
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
             head = line.split(maxsplit=6)
             if head and "-" in head[0] and not head[0].endswith(":"):
-                in_heap = len(head) > 5 and head[5] == "[heap]"
-            elif in_heap and head[0] in ("Private_Clean:", "Private_Dirty:"):
-                total += int(head[1])
-    return total
+                name = head[5] if len(head) > 5 else "[anon]"
+                name = Path(name).name if name.startswith("/") else name
+            elif head and head[0] in ("Private_Clean:", "Private_Dirty:"):
+                out[name] += int(head[1])
+    return out
+
+
+def _heap_kb(pid: int) -> int:
+    """Private memory of the process's ``[heap]`` mapping: glibc malloc's main arena, where
+    objects over pymalloc's 512 bytes (every audio frame) live. Python's small objects are in
+    pymalloc's anonymous arenas instead; gRPC's threads have arenas of their own."""
+    return private_by_mapping(pid)["[heap]"]
 
 
 def _switches(pid: int) -> int:

@@ -27,21 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.relay import PYTHON, build, find_go, start_service, start_upstream  # noqa: E402
-
-
-def mappings(pid: int) -> Counter[str]:
-    """Private KB per mapping name (anonymous ones pooled as ``[anon]``)."""
-    out: Counter[str] = Counter()
-    name = "[anon]"
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        head = line.split(maxsplit=6)
-        if head and "-" in head[0] and not head[0].endswith(":"):
-            name = head[5] if len(head) > 5 else "[anon]"
-            name = Path(name).name if name.startswith("/") else name
-        elif head and head[0] in ("Private_Clean:", "Private_Dirty:"):
-            out[name] += int(head[1])
-    return out
+from bench.relay import PYTHON, build, find_go, private_by_mapping, start_service, start_upstream  # noqa: E402
 
 
 def main() -> None:
@@ -66,7 +52,7 @@ def main() -> None:
         relay = start_service(args.relay, argv, work, relay_ready)
         try:
             time.sleep(1.0)
-            base = mappings(relay.pid)
+            base = private_by_mapping(relay.pid)
             idle: Counter[str] = Counter()
             flowing: list[Counter[str]] = []
             load = [str(loadgen_bin), "-mode=grpc", f"-addr={relay.address}", f"-streams={args.streams}"]
@@ -77,11 +63,11 @@ def main() -> None:
                 event = json.loads(line)["event"]
                 if event == "opened":
                     time.sleep(1.5)
-                    idle = mappings(relay.pid)
+                    idle = private_by_mapping(relay.pid)
                 elif event == "measure_start":
                     for _ in range(16):
                         time.sleep(0.5)
-                        flowing.append(mappings(relay.pid))
+                        flowing.append(private_by_mapping(relay.pid))
             proc.wait()
         finally:
             relay.stop()
