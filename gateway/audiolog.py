@@ -77,7 +77,12 @@ class AudioLog:
     @property
     def memory(self) -> int:
         """Bytes of memory the log holds: audio, control texts and every entry's bookkeeping."""
-        return self.held_bytes + self._text_bytes + ENTRY_COST * len(self._entries)
+        # Asked for every client frame: held_bytes and start_position inlined.
+        entries = self._entries
+        if not entries:
+            return self._text_bytes
+        held = self.received_bytes - entries[0].position
+        return held + self._text_bytes + ENTRY_COST * len(entries)
 
     @property
     def unsent(self) -> bool:
@@ -113,6 +118,19 @@ class AudioLog:
                 return
         entries.append(Entry(self.received_bytes, data))
         self.received_bytes += len(data)
+        if len(entries) >= self._compact_at:
+            self._compact()
+
+    def append_sent(self, data: bytes) -> None:
+        """Append audio that leaves at once, when nothing waits to be sent: what
+        :meth:`append_audio` and then :meth:`take_audio` would do, in one step (and, being
+        sent, the frame can be joined with the sent audio before it by the next compaction)."""
+        entries = self._entries
+        if self._gap_controls:
+            self._gap_controls.clear()
+        entries.append(Entry(self.received_bytes, data))
+        self.received_bytes += len(data)
+        self._sent += 1
         if len(entries) >= self._compact_at:
             self._compact()
 

@@ -373,20 +373,28 @@ class Session:
                         if lead > max_lead_s:
                             # Slowing the reader down is enough: gRPC flow control pushes back.
                             await asyncio.sleep(lead - max_lead_s)
-                    relay.audio_in(audio, now)
                     if self._first_audio_at is None:
                         self._first_audio_at = now
                     counts.received_bytes += size
-                    if relay.audio_due(now) is not None:
-                        # Coalescing holds it: the sender's timer sends it, once armed.
-                        if not self._sender_timed:
-                            changed.set()
-                        continue
                     connection = self._idle_connection
-                    if connection is not None and not changed.is_set() and connection.writable:
-                        self._send_direct(connection, now)
-                    else:
-                        changed.set()
+                    if (
+                        connection is not None
+                        and not changed.is_set()
+                        and connection.writable
+                        and relay.audio_through(audio, now)
+                    ):
+                        # The sender is caught up and the socket takes the write at once: send
+                        # it from here (the reader never waits on the upstream's flow control:
+                        # the sender does). A failed write drops the connection, which the
+                        # receiver reports: the frame is in the log, and a reconnect replays it.
+                        connection.write_audio(audio)
+                        counts.relayed_bytes += size
+                        continue
+                    relay.audio_in(audio, now)
+                    if relay.audio_due(now) is not None and self._sender_timed:
+                        # Coalescing holds it, and the sender's timer is armed to send it.
+                        continue
+                    changed.set()
             elif kind == "control":
                 command = request.control.WhichOneof("command")
                 if command == "finalize":
@@ -403,16 +411,6 @@ class Session:
         if self._after_input is not None:
             await self._after_input()
         self._end_input()
-
-    def _send_direct(self, connection: UpstreamConnection, now: float) -> None:
-        """Send what the reader just appended, from the reader's task, while the sender is
-        caught up and the socket takes the write at once (the reader never waits on the
-        upstream's flow control: the sender does). A failed write drops the connection, which
-        the receiver reports: the frame stays in the log, and a reconnect replays it."""
-        frames = self._relay.take_audio(now, _BATCH_BYTES)
-        if frames:
-            connection.write_audio(frames)
-            self._sent_audio(frames)
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room
@@ -586,9 +584,6 @@ class Session:
 
     async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
         await connection.send_audio(frames)
-        self._sent_audio(frames)
-
-    def _sent_audio(self, frames: list[bytes]) -> None:
         self._counts.relayed_bytes += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         if self._holding:
             # Unreplayable audio frees its room once sent.

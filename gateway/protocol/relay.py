@@ -97,6 +97,8 @@ class Relay:
         self.timeline = Timeline(channels, config.start_offset_seconds)
         self.log = AudioLog()
         self.budget = RetryBudget(limits.retry, rng)
+        # What the log's memory may reach before a client's audio (one entry more) is held.
+        self._memory_cap = limits.replay_buffer_bytes - ENTRY_COST
         self._offset = config.start_offset_seconds
         # Containerised audio can only be replayed from its first byte (the header), so it
         # stays replayable only while all of it fits the replay buffer.
@@ -125,7 +127,7 @@ class Relay:
         """Whether ``n_bytes`` more audio fit the replay cap now; if not, the client is held
         until a commit frees room (or, for unreplayable audio, until it has been sent)."""
         log = self.log
-        cap = self.limits.replay_buffer_bytes - ENTRY_COST
+        cap = self._memory_cap
         if log.memory + n_bytes <= cap or not log.entries:
             return True
         if self.format is None and self.replayable:
@@ -141,6 +143,21 @@ class Relay:
         if self.limits.coalesce_s and not log.unsent:
             self._held_since = now
         log.append_audio(data)
+
+    def audio_through(self, data: bytes, now: float) -> bool:
+        """A client's audio (admitted) that the session sends at once, if nothing waits before it
+        and coalescing does not hold it: then it is logged as sent (what :meth:`audio_in` and
+        :meth:`take_audio` would do, in one step, for every frame of a caught-up stream) and
+        True. False, having done nothing, otherwise: :meth:`audio_in` it, and the sender takes it."""
+        log = self.log
+        if not self.open or self.limits.coalesce_s or log.unsent:
+            return False
+        log.append_sent(data)
+        self.sent_bytes += len(data)
+        self.last_sent = now
+        if self.waiting_since is None:
+            self.waiting_since = now
+        return True
 
     def audio_due(self, now: float) -> float | None:
         """When coalescing holds the waiting audio, the time it must leave by; None when it

@@ -26,6 +26,7 @@ from gateway.errors import (
     UpstreamHandshakeError,
     UpstreamOversizeError,
 )
+from gateway.upstream.framing import AudioFramer
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class UpstreamConnection:
         # Fixed for the connection's life (it is open): looked up once, not on every frame.
         self._protocol = websocket.protocol
         self._transport = websocket.transport
+        self._framer = AudioFramer()
         self.request_id = request_id
 
     @property
@@ -76,31 +78,23 @@ class UpstreamConnection:
         queued in its socket's buffer (so there is no flow control to wait for)."""
         return self._protocol.state is State.OPEN and not self._transport.get_write_buffer_size()
 
-    def write_audio(self, frames: Sequence[bytes]) -> None:
-        """Send audio that is waiting now (at least one frame) as one binary message, without
-        waiting: only while :attr:`writable`.
+    def write_audio(self, data: bytes) -> None:
+        """Send audio as one binary message without waiting: only while :attr:`writable`.
 
         This is every frame's path, so it skips websockets' ``send()``: that wraps each call in
         an async context manager (an async generator, registered with the event loop, per
         frame; what skipping it buys is lever 8 in docs/benchmarks.md) to check the state and
         wait for flow control, which :attr:`writable` has done, and to order the parts of
-        fragmented messages, which the gateway never sends. The frame is encoded (and masked)
-        by the connection's own sans-I/O protocol and written to its transport, as ``send()``
-        would. A write the socket refuses drops the connection: the receiver then reports it,
-        and the audio, still in the replay log, is replayed on the next one.
-
-        Deepgram reads the audio as one byte stream whatever the message boundaries, so
-        adjacent frames can share a message: one header, one mask (a ``getrandom`` each) and
-        one socket write instead of one per frame.
+        fragmented messages, which the gateway never sends. The frame is encoded by
+        :class:`~gateway.upstream.framing.AudioFramer` (lever 10) and written to the transport,
+        between whole frames of websockets' own (controls, pings). A write the socket refuses
+        drops the connection: the receiver then reports it, and the audio, still in the replay
+        log, is replayed on the next one.
         """
-        protocol = self._protocol
-        transport = self._transport
-        protocol.send_binary(frames[0] if len(frames) == 1 else b"".join(frames))
         try:
-            for data in protocol.data_to_send():
-                transport.write(data)
+            self._transport.write(self._framer.frame(data))
         except (OSError, RuntimeError):
-            transport.abort()
+            self._transport.abort()
 
     async def send_audio(self, frames: Sequence[bytes]) -> None:
         """Send audio that is waiting as one binary message, waiting for the upstream's flow
@@ -108,11 +102,14 @@ class UpstreamConnection:
         sent for no frames)."""
         if not frames:
             return
+        # Deepgram reads the audio as one byte stream whatever the message boundaries, so
+        # adjacent frames can share a message: one header, one mask and one socket write.
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         if self.writable:
-            self.write_audio(frames)
+            self.write_audio(data)
             return
         try:
-            await self._ws.send(frames[0] if len(frames) == 1 else b"".join(frames))
+            await self._ws.send(data)
         except ConnectionClosed as exc:
             raise await self._closed_while_sending() from exc
 

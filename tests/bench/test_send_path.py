@@ -92,7 +92,7 @@ async def test_frames_written_on_a_dropped_connection_are_reported_by_the_receiv
                     while True:
                         # Written straight to the transport while it looks open, then refused.
                         if connection.writable:
-                            connection.write_audio([b"\0" * 640])
+                            connection.write_audio(b"\0" * 640)
                         await connection.recv()
             assert caught.value.code == 1006
 

@@ -168,3 +168,36 @@ def test_memory_accounting_covers_what_python_really_allocates() -> None:
     finally:
         tracemalloc.stop()
     assert used <= log.memory, (used, log.memory)
+
+
+def joined(payloads: list[bytes | str]) -> list[bytes | str]:
+    """Payloads with adjacent audio joined: what the upstream hears, whatever the chunking."""
+    out: list[bytes | str] = []
+    for payload in payloads:
+        if isinstance(payload, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += payload
+        else:
+            out.append(payload)
+    return out
+
+
+def test_append_sent_is_append_then_take() -> None:
+    sent, queued = AudioLog(), AudioLog()
+    for log in (sent, queued):
+        log.append_control(FINALIZE)
+        assert log.take() == FINALIZE
+    most = (0, 0)
+    for i in range(3 * 64):  # past several compactions
+        frame = bytes([i % 251]) * 640
+        sent.append_sent(frame)
+        queued.append_audio(frame)
+        assert queued.take_audio(1 << 20) == [frame]
+        assert not sent.unsent
+        assert sent.received_bytes == queued.received_bytes
+        most = (max(most[0], sent.entries), max(most[1], queued.entries))
+    # Compaction may join the new frame a frame earlier (it is already sent): never more entries.
+    assert most[0] <= most[1] <= 64
+    assert sent.rewind() == queued.rewind()
+    assert joined(take_all(sent)) == joined(take_all(queued))
+    # A control after audio sent at once is not a repeat.
+    assert sent.append_control(FINALIZE)

@@ -382,3 +382,35 @@ def test_containerised_audio_is_never_held() -> None:
     r.opened(0.0)
     r.audio_in(b"RIFF" + b"\0" * 100, 0.0)
     assert r.audio_due(0.0) is None
+
+
+# --- audio sent straight through ---------------------------------------------------------------
+
+
+def test_audio_goes_straight_through_only_when_nothing_waits_before_it() -> None:
+    r = relay()
+    assert not r.audio_through(b"\1" * FRAME, 0.0), "no connection is open"
+    connect(r)
+    assert r.audio_through(b"\1" * FRAME, 0.1)
+    assert (r.sent_bytes, r.last_sent, r.waiting_since) == (FRAME, 0.1, 0.1)
+    assert not r.log.unsent and r.take(0.1) is None, "it was logged as sent"
+    # A control waiting for the sender: the next frame queues behind it.
+    r.control_in(deepgram.finalize_message(None))
+    assert not r.audio_through(b"\2" * FRAME, 0.2)
+    r.audio_in(b"\2" * FRAME, 0.2)
+    assert send_all(r, 0.2) == [deepgram.finalize_message(None), b"\2" * FRAME]
+    assert r.audio_through(b"\3" * FRAME, 0.3)
+    # Still replayable: a reconnect resends all three frames and the control, in order.
+    r.failed(CLOSE_1011, 0.4)
+    connect(r, 0.5)
+    resent = b"".join(p for p in send_all(r, 0.5) if isinstance(p, bytes))
+    assert resent == b"\1" * FRAME + b"\2" * FRAME + b"\3" * FRAME
+    assert r.log.received_bytes == 3 * FRAME
+
+
+def test_coalesced_audio_never_goes_straight_through() -> None:
+    r = relay(coalesce_s=0.1)
+    connect(r)
+    assert not r.audio_through(b"\0" * FRAME, 0.0)
+    r.audio_in(b"\0" * FRAME, 0.0)
+    assert r.audio_due(0.0) == 0.1

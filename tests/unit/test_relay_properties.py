@@ -154,6 +154,19 @@ class World:
             relay.audio_in(STREAM[self.offset : self.offset + size], self.now)
             self.offset += size
 
+    def direct(self, size: int) -> None:
+        """Audio as the session's reader takes it while the sender is caught up: straight onto
+        the connection when the core lets it through, else into the log for the sender."""
+        relay = self.relay
+        if relay.input_done or self.offset + size > len(STREAM) or not relay.admits(size):
+            return
+        data = STREAM[self.offset : self.offset + size]
+        self.offset += size
+        if self.conn is not None and relay.audio_through(data, self.now):
+            self.conn.audio += data
+        else:
+            relay.audio_in(data, self.now)
+
     def check(self) -> None:
         assert self.relay.log.memory <= CAP + SLACK, self.relay.log.memory
         assert self.relay.budget.attempts <= POLICY.max_attempts
@@ -182,6 +195,8 @@ coalescing = st.sampled_from([0.0, 0.05, 0.5])
 chunk_sizes = st.sampled_from([2, 7, 100, 1000, BLOCK_BYTES, 3 * BLOCK_BYTES + 5, MAX_CHUNK])
 events = st.one_of(
     st.tuples(st.just("audio"), chunk_sizes),
+    # Audio the reader sends itself when nothing waits (the caught-up stream's every frame).
+    st.tuples(st.just("direct"), chunk_sizes),
     st.tuples(st.just("finalize"), st.integers(0, 1)),
     # Tiny messages sent one by one as they come (the bookkeeping-heavy case).
     st.tuples(st.just("trickle"), st.integers(1, 400)),
@@ -199,6 +214,8 @@ def play(w: World, script: list[tuple[str, object]]) -> None:
             return
         if kind == "audio":
             w.audio(int(arg))  # type: ignore[call-overload]
+        elif kind == "direct":
+            w.direct(int(arg))  # type: ignore[call-overload]
         elif kind == "trickle":
             for _ in range(int(arg)):  # type: ignore[call-overload]
                 w.audio(2)
