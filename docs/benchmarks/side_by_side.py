@@ -1,0 +1,126 @@
+"""The relays' CPU per stream measured at the same time: each relay gets its own upstream (at
+Deepgram's cadence) and load generator, all run together, and each round's ratio compares CPU
+used over the same seconds, so that the machine's drift between runs (which moves ``make
+bench``'s sequential rounds by 5-10 %) cancels. The relays share the 2 cores, so absolute figures
+are not those of a dedicated machine: read the ratios.
+
+    PYTHONPATH=. .venv/bin/python docs/benchmarks/side_by_side.py [--rounds 5] [--streams 50]
+        [--relays plain,gateway] [--gateway-ref REF]
+
+Relays: ``plain`` (bench/plain_relay.py), ``gateway`` (this tree, ``--workers 1``) and
+``gateway@REF`` (the gateway at ``--gateway-ref``, from a temporary worktree). The first relay
+listed is the one the others are compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.relay import (  # noqa: E402
+    PYTHON,
+    Service,
+    build,
+    find_go,
+    gateway_checkout,
+    sample,
+    start_service,
+    start_upstream,
+)
+
+FRAME_MS = 20
+
+
+def start_relay(relay: str, tree: Path, upstream: Service, workdir: Path) -> Service:
+    ready = workdir / f"{relay}.ready"
+    common = ["--listen", "127.0.0.1:0", "--ready-file", str(ready)]
+    common += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
+    if relay == "plain":
+        argv = [PYTHON, "-m", "bench.plain_relay", *common]
+    else:
+        argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", "1"]
+    return start_service(relay, argv, workdir, ready, cwd=tree)
+
+
+def one_round(
+    relays: dict[str, Path], binaries: tuple[Path, Path], streams: int, seconds: float
+) -> dict[str, float]:
+    """CPU seconds each relay's process tree used over the same measured window."""
+    upstream_bin, loadgen_bin = binaries
+    with tempfile.TemporaryDirectory(prefix="bench-side-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        running: dict[str, Service] = {}
+        for relay, tree in relays.items():
+            workdir = work / relay
+            workdir.mkdir()
+            upstream = start_upstream(upstream_bin, "deepgram", workdir)
+            stack.callback(upstream.stop)
+            running[relay] = service = start_relay(relay, tree, upstream, workdir)
+            stack.callback(service.stop)
+        loads = []
+        for service in running.values():
+            argv = [str(loadgen_bin), "-mode=grpc", f"-addr={service.address}", f"-streams={streams}"]
+            argv += ["-idle=1s", "-warmup=3s", f"-duration={seconds + 2:g}s", f"-frame={FRAME_MS}ms"]
+            argv += ["-result-interval=1s"]
+            loads.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1))
+        # Every load generator reports measure_start once its streams flow: wait for all.
+        for load in loads:
+            assert load.stdout is not None
+            for line in iter(load.stdout.readline, ""):
+                if json.loads(line)["event"] == "measure_start":
+                    break
+        time.sleep(1.0)
+        before = {relay: sample(service.pid) for relay, service in running.items()}
+        time.sleep(seconds)
+        after = {relay: sample(service.pid) for relay, service in running.items()}
+        for load in loads:
+            load.communicate()
+            if load.returncode != 0:
+                raise RuntimeError(f"a load generator exited with {load.returncode}")
+    return {relay: after[relay].cpu_s - before[relay].cpu_s for relay in relays}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--streams", type=int, default=50, help="streams per relay [50]")
+    parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per round [12]")
+    parser.add_argument("--relays", default="plain,gateway")
+    parser.add_argument("--gateway-ref", default=None, help="the commit gateway@REF runs")
+    args = parser.parse_args()
+    names = args.relays.split(",")
+    go = find_go(None)
+    with tempfile.TemporaryDirectory(prefix="bench-side-bin-") as tmp, ExitStack() as stack:
+        binaries = build(go, "upstream", Path(tmp)), build(go, "loadgen", Path(tmp))
+        trees = {name: ROOT for name in names}
+        if "gateway@REF" in names:
+            trees["gateway@REF"] = stack.enter_context(gateway_checkout(args.gateway_ref, Path(tmp)))
+        rounds = []
+        for i in range(args.rounds):
+            cpu = one_round(trees, binaries, args.streams, args.seconds)
+            rounds.append(cpu)
+            pct = {n: 100 * c / args.seconds / args.streams for n, c in cpu.items()}
+            per_stream = ", ".join(f"{n} {p:.3f} %" for n, p in pct.items())
+            print(f"round {i + 1}: CPU per stream {per_stream}", flush=True)
+    base = names[0]
+    print(f"{args.streams} streams per relay, all relays at once, Deepgram's cadence, {FRAME_MS} ms frames:")
+    for name in names[1:]:
+        ratios = [r[name] / r[base] for r in rounds]
+        print(
+            f"{name}: {statistics.median(ratios):.3f}x {base} (median of {len(ratios)} rounds; "
+            f"{min(ratios):.3f}-{max(ratios):.3f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
