@@ -510,6 +510,9 @@ class Plan:
     streams_per_conn: int
     gateway_args: list[str]
     cores: int
+    # The side-by-side phase (bench.side_by_side): rounds of plain and gateway-1 run together.
+    side_rounds: int = 0
+    side_s: float = 12.0
 
     def streams_of(self, relay: str) -> int:
         return max(self.streams // 2, 1) if relay == HALF else self.streams
@@ -517,7 +520,8 @@ class Plan:
     def estimate_s(self) -> float:
         per_run = 6 + self.idle_s + self.warmup_s + self.duration_s + self.streams / 20
         runs = len(self.loads) * (len(self.relays) * self.rounds + 1)
-        return runs * per_run + (per_run + self.profile_s if self.profile else 0)
+        side = self.side_rounds * (8 + self.side_s + self.streams / 10)
+        return runs * per_run + side + (per_run + self.profile_s if self.profile else 0)
 
 
 class Bench:
@@ -953,6 +957,7 @@ def _verdict(ok: bool) -> str:
 def render(
     *,
     results: Results,
+    side: Sequence[dict[str, float]] = (),
     profile: Profile | None,
     plan: Plan,
     env: dict[str, str],
@@ -1081,6 +1086,12 @@ def render(
                 f"what each of them carries ({_streams_text(plan.streams_of(HALF))}) "
                 f"| {_f(same_load)}x | {_verdict(same_load <= TARGET_WORKERS_RATIO)} |"
             )
+        if side:
+            side_ratio = statistics.median(r["gateway"] / r["plain"] for r in side)
+            w(
+                f"| the same, measured side by side (the two relays at once: see below) "
+                f"| {_f(side_ratio)}x | {_verdict(side_ratio <= TARGET_CPU_RATIO)} |"
+            )
         plain_kb = results.median("plain", target, memory)
         allowance = replay_allowance_kb(target)
         gateway_kb = results.median("gateway-1", target, memory)
@@ -1097,6 +1108,24 @@ def render(
             f"the pre-roll alone. Against the peak the gateway's allowance is {_f(plain_kb, 0)} + "
             f"{replay_peak_kb(target):.0f} KB.\n"
         )
+
+    if side:
+        w("## Side by side: the plain relay and the gateway at the same time\n")
+        w(
+            f"Deepgram's cadence, 20 ms frames, {_streams_text(plan.streams)} per relay: each relay "
+            "with its own upstream and load generator, all running together "
+            f"(`bench/side_by_side.py`), {plan.side_s:g} s measured per round. Each round's ratio "
+            "compares CPU used over the same seconds, so the machine's drift between runs, which "
+            "moves the sequential rounds above, cancels; the relays share the cores with each "
+            "other's load, so read the ratios, not the absolute figures.\n"
+        )
+        w("| Round | Plain CPU per stream | Gateway 1w CPU per stream | x plain |")
+        w("|---|---:|---:|---:|")
+        for i, r in enumerate(side, 1):
+            ratio = r["gateway"] / r["plain"]
+            w(f"| {i} | {_f(r['plain'], 3)} % | {_f(r['gateway'], 3)} % | {_f(ratio, 3)} |")
+        ratios = [r["gateway"] / r["plain"] for r in side]
+        w(f"\nMedian: {ratio_text(ratios)} the plain relay.\n")
 
     if COALESCING in relays:
         w(f"## Opt-in coalescing (`--coalesce-audio-ms {COALESCE_MS}`)\n")
@@ -1278,6 +1307,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams-per-conn", type=int, default=1, help="gRPC streams per HTTP/2 connection")
     parser.add_argument("--cores", type=int, default=8, help="dedicated cores for the capacity table [8]")
     parser.add_argument(
+        "--side-rounds",
+        type=int,
+        default=None,
+        help="rounds of the plain relay and the gateway run at the same time [5; 0: none]",
+    )
+    parser.add_argument(
         "--gateway-args", default="", help="extra `gateway serve` arguments, one shell-quoted string"
     )
     parser.add_argument(
@@ -1325,6 +1360,27 @@ def make_plan(args: argparse.Namespace) -> Plan:
         streams_per_conn=args.streams_per_conn,
         gateway_args=shlex.split(args.gateway_args),
         cores=args.cores,
+        side_rounds=pick(args.side_rounds, 5, 1),
+        side_s=pick(None, 12.0, 2.0),
+    )
+
+
+def run_side_by_side(plan: Plan, tree: Path, binaries: tuple[Path, Path]) -> list[dict[str, float]]:
+    """The plain relay and the gateway (1 worker) at Deepgram's cadence with 20 ms frames, run
+    together (:mod:`bench.side_by_side`): per round, each one's CPU per stream."""
+    if not plan.side_rounds or not {"plain", "gateway-1"} <= set(plan.relays):
+        return []
+    # bench.side_by_side builds on this module's helpers: imported here, not at the top.
+    from bench import side_by_side
+
+    print(f"side by side: {plan.side_rounds} round(s) ...", flush=True)
+    return side_by_side.measure(
+        {"plain": ROOT, "gateway": tree},
+        binaries,
+        streams=plan.streams,
+        seconds=plan.side_s,
+        rounds=plan.side_rounds,
+        gateway_args=plan.gateway_args,
     )
 
 
@@ -1384,6 +1440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             env = environment(go, tree)
             bench = Bench(loadgen_bin, upstreams, workdir, plan, tree)
             results = run_all(bench)
+            side = run_side_by_side(plan, tree, (upstream_bin, loadgen_bin))
             profile = None
             if plan.profile:
                 load = Load("deepgram", 20)
@@ -1401,6 +1458,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         profile = Profile(plan.profile_streams, plan.profile_s, load, error=str(exc))
         report = render(
             results=results,
+            side=side,
             profile=profile,
             plan=plan,
             env=env,
@@ -1408,7 +1466,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             elapsed_s=time.monotonic() - began,
         )
     if args.json is not None:
-        args.json.write_text(json.dumps(raw_results(results), indent=1))
+        rows = raw_results(results)
+        rows += [
+            {"relay": "side-by-side", "round": i, "cpu_pct_per_stream": r} for i, r in enumerate(side, 1)
+        ]
+        args.json.write_text(json.dumps(rows, indent=1))
     if args.write is None:
         print(report)
     else:

@@ -141,8 +141,13 @@ def test_a_quick_run_measures_every_relay_on_every_load(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "## Cost per stream against the plain relay" in report.read_text()
+    text = report.read_text()
+    assert "## Cost per stream against the plain relay" in text
+    assert "## Side by side: the plain relay and the gateway at the same time" in text
     rows = json.loads(raw.read_text())
+    (side,) = [row for row in rows if row["relay"] == "side-by-side"]
+    assert side["cpu_pct_per_stream"]["plain"] > 0 and side["cpu_pct_per_stream"]["gateway"] > 0, side
+    rows = [row for row in rows if row["relay"] != "side-by-side"]
     seen = {(row["relay"], row["profile"], row["frame_ms"]) for row in rows}
     for relay_name in ("direct", *relay.RELAYS):
         for profile in relay.PROFILES:

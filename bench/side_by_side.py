@@ -1,15 +1,20 @@
-"""The relays' CPU per stream measured at the same time: each relay gets its own upstream (at
-Deepgram's cadence) and load generator, all run together, and each round's ratio compares CPU
-used over the same seconds, so that the machine's drift between runs (which moves ``make
-bench``'s sequential rounds by 5-10 %) cancels. The relays share the 2 cores, so absolute figures
-are not those of a dedicated machine: read the ratios.
+"""The relays' CPU per stream measured at the same time (``make bench`` runs it after the
+sequential matrix; alone: ``python -m bench.side_by_side``).
 
-    PYTHONPATH=. .venv/bin/python docs/benchmarks/side_by_side.py [--rounds 5] [--streams 50]
-        [--relays plain,gateway] [--gateway-ref REF]
+Each relay gets its own upstream (at Deepgram's cadence) and load generator, all run together,
+and each round compares the CPU every relay's process tree used over the same seconds: the
+machine's drift between runs, which moves the sequential rounds of :mod:`bench.relay` by 5-10 %,
+cancels. Two copies of the same gateway measured this way differ by 0.5 % at most. The relays
+share the machine's cores with each other's load, so the absolute figures are not those of a
+dedicated machine: read the ratios.
+
+    python -m bench.side_by_side [--rounds 5] [--streams 50] [--relays plain,gateway]
+        [--gateway-ref REF]
 
 Relays: ``plain`` (bench/plain_relay.py), ``gateway`` (this tree, ``--workers 1``) and
-``gateway@REF`` (the gateway at ``--gateway-ref``, from a temporary worktree). The first relay
-listed is the one the others are compared with.
+``gateway@REF`` (the gateway at ``--gateway-ref``, from a temporary worktree; ``HEAD`` against
+the working tree is the A/A check). The first relay listed is the one the others are compared
+with.
 """
 
 from __future__ import annotations
@@ -18,17 +23,15 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from bench.relay import (  # noqa: E402
+from bench.relay import (
     PYTHON,
+    ROOT,
     Service,
     build,
     find_go,
@@ -41,7 +44,9 @@ from bench.relay import (  # noqa: E402
 FRAME_MS = 20
 
 
-def start_relay(relay: str, tree: Path, upstream: Service, workdir: Path) -> Service:
+def start_relay(
+    relay: str, tree: Path, upstream: Service, workdir: Path, gateway_args: Sequence[str]
+) -> Service:
     ready = workdir / f"{relay}.ready"
     common = ["--listen", "127.0.0.1:0", "--ready-file", str(ready)]
     common += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
@@ -49,11 +54,37 @@ def start_relay(relay: str, tree: Path, upstream: Service, workdir: Path) -> Ser
         argv = [PYTHON, "-m", "bench.plain_relay", *common]
     else:
         argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", "1"]
+        argv += gateway_args
+    # `python -m` imports from its working directory first: the tree chooses the code.
     return start_service(relay, argv, workdir, ready, cwd=tree)
 
 
+def measure(
+    relays: dict[str, Path],
+    binaries: tuple[Path, Path],
+    *,
+    streams: int,
+    seconds: float,
+    rounds: int,
+    gateway_args: Sequence[str] = (),
+) -> list[dict[str, float]]:
+    """Per round, each relay's CPU per stream in % of a core; ``relays`` maps each relay's
+    name to the tree it runs from (the plain relay always runs from this one)."""
+    out = []
+    for i in range(rounds):
+        cpu = one_round(relays, binaries, streams, seconds, gateway_args)
+        out.append({name: 100 * used / seconds / streams for name, used in cpu.items()})
+        per_stream = ", ".join(f"{n} {p:.3f} %" for n, p in out[-1].items())
+        print(f"side by side, round {i + 1}: CPU per stream {per_stream}", flush=True)
+    return out
+
+
 def one_round(
-    relays: dict[str, Path], binaries: tuple[Path, Path], streams: int, seconds: float
+    relays: dict[str, Path],
+    binaries: tuple[Path, Path],
+    streams: int,
+    seconds: float,
+    gateway_args: Sequence[str],
 ) -> dict[str, float]:
     """CPU seconds each relay's process tree used over the same measured window."""
     upstream_bin, loadgen_bin = binaries
@@ -65,7 +96,8 @@ def one_round(
             workdir.mkdir()
             upstream = start_upstream(upstream_bin, "deepgram", workdir)
             stack.callback(upstream.stop)
-            running[relay] = service = start_relay(relay, tree, upstream, workdir)
+            code = ROOT if relay == "plain" else tree
+            running[relay] = service = start_relay(relay, code, upstream, workdir, gateway_args)
             stack.callback(service.stop)
         loads = []
         for service in running.values():
@@ -90,6 +122,10 @@ def one_round(
     return {relay: after[relay].cpu_s - before[relay].cpu_s for relay in relays}
 
 
+def ratios_to(rounds: Sequence[dict[str, float]], relay: str, base: str) -> list[float]:
+    return [r[relay] / r[base] for r in rounds if r.get(base)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -105,17 +141,11 @@ def main() -> None:
         trees = {name: ROOT for name in names}
         if "gateway@REF" in names:
             trees["gateway@REF"] = stack.enter_context(gateway_checkout(args.gateway_ref, Path(tmp)))
-        rounds = []
-        for i in range(args.rounds):
-            cpu = one_round(trees, binaries, args.streams, args.seconds)
-            rounds.append(cpu)
-            pct = {n: 100 * c / args.seconds / args.streams for n, c in cpu.items()}
-            per_stream = ", ".join(f"{n} {p:.3f} %" for n, p in pct.items())
-            print(f"round {i + 1}: CPU per stream {per_stream}", flush=True)
+        rounds = measure(trees, binaries, streams=args.streams, seconds=args.seconds, rounds=args.rounds)
     base = names[0]
     print(f"{args.streams} streams per relay, all relays at once, Deepgram's cadence, {FRAME_MS} ms frames:")
     for name in names[1:]:
-        ratios = [r[name] / r[base] for r in rounds]
+        ratios = ratios_to(rounds, name, base)
         print(
             f"{name}: {statistics.median(ratios):.3f}x {base} (median of {len(ratios)} rounds; "
             f"{min(ratios):.3f}-{max(ratios):.3f})"
