@@ -391,10 +391,17 @@ class Session:
                         counts.relayed_bytes += size
                         continue
                     relay.audio_in(audio, now)
-                    if relay.audio_due(now) is not None and self._sender_timed:
-                        # Coalescing holds it, and the sender's timer is armed to send it.
-                        continue
-                    changed.set()
+                    if relay.audio_due(now) is not None:
+                        # Coalescing holds it: the sender's timer sends it, once armed.
+                        if not self._sender_timed:
+                            changed.set()
+                    elif connection is not None and not changed.is_set() and connection.writable:
+                        # Held audio that is now due: it leaves here, before the next frame is
+                        # read (a burst of frames would otherwise join it, and every later
+                        # message would start at another frame).
+                        self._send_due(connection, now)
+                    else:
+                        changed.set()
             elif kind == "control":
                 command = request.control.WhichOneof("command")
                 if command == "finalize":
@@ -411,6 +418,14 @@ class Session:
         if self._after_input is not None:
             await self._after_input()
         self._end_input()
+
+    def _send_due(self, connection: UpstreamConnection, now: float) -> None:
+        """Send the audio waiting, from the reader's task, while the sender is caught up and the
+        socket takes the write at once (as for a frame sent straight through)."""
+        frames = self._relay.take_audio(now, _BATCH_BYTES)
+        if frames:
+            connection.write_audio(b"".join(frames))
+            self._counts.relayed_bytes += sum(map(len, frames))
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room

@@ -94,3 +94,31 @@ async def test_without_the_setting_each_frame_leaves_as_it_comes() -> None:
             responses = [r async for r in gw.stub.StreamTranscribe(reqs())]
     assert [len(m) for m in _binary(standin.connections[0])] == [FRAME] * len(frames)
     assert [w.word for w in words(responses)] == ["w0", "w1"]
+
+
+async def test_a_burst_leaves_in_messages_of_the_setting_each() -> None:
+    """Frames that arrive together are cut at the setting's size, each message as soon as it is
+    full: the next frame of the burst starts the next message, so the cut stays where the
+    client's audio puts it (a result's frame is then the last of its message, not anywhere)."""
+    audio = counter_audio(0, 5)  # 20 frames: four messages of five
+    frames = [audio[i : i + FRAME] for i in range(0, len(audio), FRAME)]
+    async with DeepgramStandIn() as standin:
+        async with running_gateway(standin.url, coalesce_audio_ms=COALESCE_MS) as gw:
+            started = asyncio.Event()
+
+            async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
+                yield pb.StreamTranscribeRequest(config=LINEAR16)
+                # Once the upstream is open (audio before that waits for it, and leaves at once).
+                await started.wait()
+                for frame in frames:
+                    yield pb.StreamTranscribeRequest(audio=frame)
+                await _until(lambda: _messages(standin) == 4, 5 * TIMING)
+
+            responses = []
+            async for response in gw.stub.StreamTranscribe(reqs()):
+                responses.append(response)
+                if response.HasField("session_started"):
+                    started.set()
+    binary = _binary(standin.connections[0])
+    assert [len(m) // FRAME for m in binary] == [5, 5, 5, 5], [len(m) for m in binary]
+    assert [w.word for w in words(responses)] == ["w0", "w1", "w2", "w3", "w4"]
