@@ -425,7 +425,7 @@ class Session:
         frames = self._relay.take_audio(now, _BATCH_BYTES)
         if frames:
             connection.write_audio(b"".join(frames))
-            self._counts.relayed_bytes += sum(map(len, frames))
+            self._sent_audio(frames)
 
     async def _hold(self, n_bytes: int) -> None:
         """Hold the client back (gRPC flow control pushes back on it) until the core has room
@@ -599,6 +599,9 @@ class Session:
 
     async def _send_audio(self, connection: UpstreamConnection, frames: list[bytes]) -> None:
         await connection.send_audio(frames)
+        self._sent_audio(frames)
+
+    def _sent_audio(self, frames: list[bytes]) -> None:
         self._counts.relayed_bytes += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         if self._holding:
             # Unreplayable audio frees its room once sent.
