@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.relay import PYTHON, build, find_go, private_by_mapping, start_service, start_upstream  # noqa: E402
+from bench.relay import build, find_go, private_by_mapping, start_upstream  # noqa: E402
+from bench.side_by_side import start_relay  # noqa: E402
 
 
 def main() -> None:
@@ -41,15 +42,7 @@ def main() -> None:
         work = Path(tmp)
         upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
         upstream = start_upstream(upstream_bin, "deepgram", work)
-        relay_ready = work / "relay.ready"
-        common = ["--listen", "127.0.0.1:0", "--ready-file", str(relay_ready)]
-        common += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
-        if args.relay == "plain":
-            argv = [PYTHON, "-m", "bench.plain_relay", *common]
-        else:
-            argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, "--workers", "1"]
-            argv += args.serve_args
-        relay = start_service(args.relay, argv, work, relay_ready)
+        relay = start_relay(args.relay, ROOT, upstream, work, args.serve_args)
         try:
             time.sleep(1.0)
             base = private_by_mapping(relay.pid)
