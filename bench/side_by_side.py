@@ -1,15 +1,15 @@
 """The relays' CPU per stream measured at the same time (``make bench`` runs it after the
 sequential matrix; alone: ``python -m bench.side_by_side``).
 
-Each relay gets its own upstream (at Deepgram's cadence) and load generator, all run together,
-and each round compares the CPU every relay's process tree used over the same seconds: the
-machine's drift between runs, which moves the sequential rounds of :mod:`bench.relay` by 5-10 %,
-cancels. Two copies of the same gateway measured this way differ by 0.5 % at most. The relays
-share the machine's cores with each other's load, so the absolute figures are not those of a
-dedicated machine: read the ratios.
+Each relay gets its own upstream (at Deepgram's cadence, unless ``--profile`` says otherwise)
+and load generator, all run together, and each round compares the CPU every relay's process
+tree used over the same seconds: the machine's drift between runs, which moves the sequential
+rounds of :mod:`bench.relay` by 5-10 %, cancels. Two copies of the same gateway measured this
+way differ by 0.5 % at most. The relays share the machine's cores with each other's load, so
+the absolute figures are not those of a dedicated machine: read the ratios.
 
     python -m bench.side_by_side [--rounds 5] [--streams 50] [--relays plain,gateway]
-        [--gateway-ref REF]
+        [--gateway-ref REF] [--profile deepgram|every-frame]
 
 Relays: ``plain`` (bench/plain_relay.py), ``gateway`` (this tree, ``--workers 1``) and
 ``gateway@REF`` (the gateway at ``--gateway-ref``, from a temporary worktree; ``HEAD`` against
@@ -30,6 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.relay import (
+    PROFILES,
     PYTHON,
     ROOT,
     Service,
@@ -67,12 +68,13 @@ def measure(
     seconds: float,
     rounds: int,
     gateway_args: Sequence[str] = (),
+    profile: str = "deepgram",
 ) -> list[dict[str, float]]:
     """Per round, each relay's CPU per stream in % of a core; ``relays`` maps each relay's
     name to the tree it runs from (the plain relay always runs from this one)."""
     out = []
     for i in range(rounds):
-        cpu = one_round(relays, binaries, streams, seconds, gateway_args)
+        cpu = one_round(relays, binaries, streams, seconds, gateway_args, profile=profile)
         out.append({name: 100 * used / seconds / streams for name, used in cpu.items()})
         per_stream = ", ".join(f"{n} {p:.3f} %" for n, p in out[-1].items())
         print(f"side by side, round {i + 1}: CPU per stream {per_stream}", flush=True)
@@ -85,6 +87,8 @@ def one_round(
     streams: int,
     seconds: float,
     gateway_args: Sequence[str],
+    *,
+    profile: str = "deepgram",
 ) -> dict[str, float]:
     """CPU seconds each relay's process tree used over the same measured window."""
     upstream_bin, loadgen_bin = binaries
@@ -94,7 +98,7 @@ def one_round(
         for relay, tree in relays.items():
             workdir = work / relay
             workdir.mkdir()
-            upstream = start_upstream(upstream_bin, "deepgram", workdir)
+            upstream = start_upstream(upstream_bin, profile, workdir)
             stack.callback(upstream.stop)
             code = ROOT if relay == "plain" else tree
             running[relay] = service = start_relay(relay, code, upstream, workdir, gateway_args)
@@ -103,7 +107,7 @@ def one_round(
         for service in running.values():
             argv = [str(loadgen_bin), "-mode=grpc", f"-addr={service.address}", f"-streams={streams}"]
             argv += ["-idle=1s", "-warmup=3s", f"-duration={seconds + 2:g}s", f"-frame={FRAME_MS}ms"]
-            argv += ["-result-interval=1s"]
+            argv += [f"-result-interval={PROFILES[profile].result_interval_s:g}s"]
             loads.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1))
         # Every load generator reports measure_start once its streams flow: wait for all.
         for load in loads:
@@ -133,6 +137,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per round [12]")
     parser.add_argument("--relays", default="plain,gateway")
     parser.add_argument("--gateway-ref", default=None, help="the commit gateway@REF runs")
+    parser.add_argument(
+        "--profile", default="deepgram", choices=sorted(PROFILES), help="the upstream's [deepgram]"
+    )
     args = parser.parse_args()
     names = args.relays.split(",")
     go = find_go(None)
@@ -141,9 +148,18 @@ def main() -> None:
         trees = {name: ROOT for name in names}
         if "gateway@REF" in names:
             trees["gateway@REF"] = stack.enter_context(gateway_checkout(args.gateway_ref, Path(tmp)))
-        rounds = measure(trees, binaries, streams=args.streams, seconds=args.seconds, rounds=args.rounds)
+        rounds = measure(
+            trees,
+            binaries,
+            streams=args.streams,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            profile=args.profile,
+        )
     base = names[0]
-    print(f"{args.streams} streams per relay, all relays at once, Deepgram's cadence, {FRAME_MS} ms frames:")
+    print(
+        f"{args.streams} streams per relay, all relays at once, {args.profile} profile, {FRAME_MS} ms frames:"
+    )
     for name in names[1:]:
         ratios = ratios_to(rounds, name, base)
         print(
