@@ -49,7 +49,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # bench.side_by_side imports this module: its types only, and the module itself lazily.
+    from bench import side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -957,7 +961,7 @@ def _verdict(ok: bool) -> str:
 def render(
     *,
     results: Results,
-    side: Sequence[dict[str, float]] = (),
+    side: Sequence[side_by_side.Round] = (),
     profile: Profile | None,
     plan: Plan,
     env: dict[str, str],
@@ -1087,7 +1091,7 @@ def render(
                 f"| {_f(same_load)}x | {_verdict(same_load <= TARGET_WORKERS_RATIO)} |"
             )
         if side:
-            side_ratio = statistics.median(r["gateway"] / r["plain"] for r in side)
+            side_ratio = statistics.median(r.cpu_pct["gateway"] / r.cpu_pct["plain"] for r in side)
             w(
                 f"| the same, measured side by side (the two relays at once: see below) "
                 f"| {_f(side_ratio)}x | {_verdict(side_ratio <= TARGET_CPU_RATIO)} |"
@@ -1119,12 +1123,16 @@ def render(
             "moves the sequential rounds above, cancels; the relays share the cores with each "
             "other's load, so read the ratios, not the absolute figures.\n"
         )
-        w("| Round | Plain CPU per stream | Gateway 1w CPU per stream | x plain |")
-        w("|---|---:|---:|---:|")
+        w("| Round | Plain CPU per stream | Gateway 1w CPU per stream | x plain | p50 latency: plain / gw |")
+        w("|---|---:|---:|---:|---:|")
         for i, r in enumerate(side, 1):
-            ratio = r["gateway"] / r["plain"]
-            w(f"| {i} | {_f(r['plain'], 3)} % | {_f(r['gateway'], 3)} % | {_f(ratio, 3)} |")
-        ratios = [r["gateway"] / r["plain"] for r in side]
+            share, lat = r.cpu_pct, r.p50_ms
+            ratio = share["gateway"] / share["plain"]
+            w(
+                f"| {i} | {_f(share['plain'], 3)} % | {_f(share['gateway'], 3)} % | {_f(ratio, 3)} "
+                f"| {_f(lat['plain'], 2)} / {_f(lat['gateway'], 2)} ms |"
+            )
+        ratios = [r.cpu_pct["gateway"] / r.cpu_pct["plain"] for r in side]
         w(f"\nMedian: {ratio_text(ratios)} the plain relay.\n")
 
     if COALESCING in relays:
@@ -1365,9 +1373,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
     )
 
 
-def run_side_by_side(plan: Plan, tree: Path, binaries: tuple[Path, Path]) -> list[dict[str, float]]:
+def run_side_by_side(plan: Plan, tree: Path, binaries: tuple[Path, Path]) -> list[side_by_side.Round]:
     """The plain relay and the gateway (1 worker) at Deepgram's cadence with 20 ms frames, run
-    together (:mod:`bench.side_by_side`): per round, each one's CPU per stream."""
+    together (:mod:`bench.side_by_side`): per round, each one's CPU per stream and latency."""
     if not plan.side_rounds or not {"plain", "gateway-1"} <= set(plan.relays):
         return []
     # bench.side_by_side builds on this module's helpers: imported here, not at the top.
@@ -1468,7 +1476,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.json is not None:
         rows = raw_results(results)
         rows += [
-            {"relay": "side-by-side", "round": i, "cpu_pct_per_stream": r} for i, r in enumerate(side, 1)
+            {"relay": "side-by-side", "round": i, "cpu_pct_per_stream": r.cpu_pct, "latency_p50_ms": r.p50_ms}
+            for i, r in enumerate(side, 1)
         ]
         args.json.write_text(json.dumps(rows, indent=1))
     if args.write is None:

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.relay import (
@@ -43,6 +44,14 @@ from bench.relay import (
 )
 
 FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round's figures, per relay."""
+
+    cpu_pct: dict[str, float]  # CPU per stream, % of a core
+    p50_ms: dict[str, float]  # the latency a result took at p50, as the load generator saw it
 
 
 def start_relay(
@@ -69,14 +78,14 @@ def measure(
     rounds: int,
     gateway_args: Sequence[str] = (),
     profile: str = "deepgram",
-) -> list[dict[str, float]]:
-    """Per round, each relay's CPU per stream in % of a core; ``relays`` maps each relay's
+) -> list[Round]:
+    """Per round, each relay's CPU per stream and p50 latency; ``relays`` maps each relay's
     name to the tree it runs from (the plain relay always runs from this one)."""
     out = []
     for i in range(rounds):
-        cpu = one_round(relays, binaries, streams, seconds, gateway_args, profile=profile)
-        out.append({name: 100 * used / seconds / streams for name, used in cpu.items()})
-        per_stream = ", ".join(f"{n} {p:.3f} %" for n, p in out[-1].items())
+        cpu, p50 = one_round(relays, binaries, streams, seconds, gateway_args, profile=profile)
+        out.append(Round({name: 100 * used / seconds / streams for name, used in cpu.items()}, p50))
+        per_stream = ", ".join(f"{n} {p:.3f} % (p50 {p50[n]:.2f} ms)" for n, p in out[-1].cpu_pct.items())
         print(f"side by side, round {i + 1}: CPU per stream {per_stream}", flush=True)
     return out
 
@@ -89,8 +98,9 @@ def one_round(
     gateway_args: Sequence[str],
     *,
     profile: str = "deepgram",
-) -> dict[str, float]:
-    """CPU seconds each relay's process tree used over the same measured window."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU seconds each relay's process tree used over the same measured window, and the p50
+    latency of its results."""
     upstream_bin, loadgen_bin = binaries
     with tempfile.TemporaryDirectory(prefix="bench-side-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -119,15 +129,18 @@ def one_round(
         before = {relay: sample(service.pid) for relay, service in running.items()}
         time.sleep(seconds)
         after = {relay: sample(service.pid) for relay, service in running.items()}
-        for load in loads:
-            load.communicate()
+        p50 = {}
+        for relay, load in zip(running, loads, strict=True):
+            rest, _ = load.communicate()
             if load.returncode != 0:
                 raise RuntimeError(f"a load generator exited with {load.returncode}")
-    return {relay: after[relay].cpu_s - before[relay].cpu_s for relay in relays}
+            result = json.loads(rest.strip().splitlines()[-1])
+            p50[relay] = float(result["latency_ms"]["p50"])
+    return {relay: after[relay].cpu_s - before[relay].cpu_s for relay in relays}, p50
 
 
-def ratios_to(rounds: Sequence[dict[str, float]], relay: str, base: str) -> list[float]:
-    return [r[relay] / r[base] for r in rounds if r.get(base)]
+def ratios_to(rounds: Sequence[Round], relay: str, base: str) -> list[float]:
+    return [r.cpu_pct[relay] / r.cpu_pct[base] for r in rounds if r.cpu_pct.get(base)]
 
 
 def main() -> None:
@@ -166,6 +179,9 @@ def main() -> None:
             f"{name}: {statistics.median(ratios):.3f}x {base} (median of {len(ratios)} rounds; "
             f"{min(ratios):.3f}-{max(ratios):.3f})"
         )
+    for name in names:
+        p50s = [r.p50_ms[name] for r in rounds]
+        print(f"{name}: p50 latency {statistics.median(p50s):.2f} ms ({min(p50s):.2f}-{max(p50s):.2f})")
 
 
 if __name__ == "__main__":

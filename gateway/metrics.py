@@ -129,9 +129,14 @@ class Metrics:
             "grpc_server_msg_sent", "Stream messages sent to clients.", _GRPC_LABELS, registry=registry
         )
 
-    def stream_counts(self, bytes_per_second: int | None, requests_received: Counter | None) -> StreamCounts:
+    def stream_counts(
+        self,
+        bytes_per_second: int | None,
+        requests_received: Counter | None,
+        responses_sent: Counter | None = None,
+    ) -> StreamCounts:
         """Counts for one stream, published to these metrics in batches."""
-        return StreamCounts(self, bytes_per_second, requests_received)
+        return StreamCounts(self, bytes_per_second, requests_received, responses_sent)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -140,8 +145,8 @@ class Metrics:
 
 
 class StreamCounts:
-    """What one stream counts per frame (audio received and relayed, client messages), kept in
-    plain ints and added to the shared counters by :meth:`publish`.
+    """What one stream counts per message (audio received and relayed, the client's messages and
+    the responses), kept in plain ints and added to the shared counters by :meth:`publish`.
 
     A counter's ``inc`` takes a lock (and, with ``--workers``, writes a shared file); three per
     frame were several percent of the gateway's CPU. The session publishes about once a second
@@ -149,18 +154,33 @@ class StreamCounts:
     Bytes become seconds once per publish, not per frame.
     """
 
-    __slots__ = ("_bytes_per_second", "_metrics", "_requests", "received_bytes", "relayed_bytes", "requests")
+    __slots__ = (
+        "_bytes_per_second",
+        "_metrics",
+        "_requests",
+        "_responses",
+        "received_bytes",
+        "relayed_bytes",
+        "requests",
+        "responses",
+    )
 
     def __init__(
-        self, metrics: Metrics, bytes_per_second: int | None, requests_received: Counter | None
+        self,
+        metrics: Metrics,
+        bytes_per_second: int | None,
+        requests_received: Counter | None,
+        responses_sent: Counter | None = None,
     ) -> None:
         self._metrics = metrics
         # None for audio whose duration the gateway cannot tell (containers): not counted in seconds.
         self._bytes_per_second = bytes_per_second
         self._requests = requests_received
+        self._responses = responses_sent
         self.received_bytes = 0
         self.relayed_bytes = 0
         self.requests = 0
+        self.responses = 0
 
     def publish(self) -> None:
         """Add what was counted since the last publish to the metrics."""
@@ -172,7 +192,9 @@ class StreamCounts:
                 self._metrics.audio_relayed.inc(self.relayed_bytes / rate)
         if self.requests and self._requests is not None:
             self._requests.inc(self.requests)
-        self.received_bytes = self.relayed_bytes = self.requests = 0
+        if self.responses and self._responses is not None:
+            self._responses.inc(self.responses)
+        self.received_bytes = self.relayed_bytes = self.requests = self.responses = 0
 
 
 def multiprocess_registry(directory: Path) -> CollectorRegistry:

@@ -12,7 +12,6 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import HealthServicer
 from transcribe.v1 import transcribe_pb2 as pb
-from transcribe.v1 import transcribe_pb2_grpc as pb_grpc
 
 from gateway.errors import (
     ClientCancelledError,
@@ -128,8 +127,12 @@ def request_deserializer(max_bytes: int) -> Callable[[bytes], pb.StreamTranscrib
     return parse
 
 
-class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
-    """Validates the first request, then hands the stream to a Session."""
+class TranscribeServicer:
+    """Validates the first request, then hands the stream to a Session.
+
+    Not a subclass of the generated servicer: its stub types a stream's handler as a generator,
+    and this one is a coroutine that writes through its context (see :meth:`handler`).
+    """
 
     def __init__(
         self,
@@ -156,15 +159,14 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         self,
         request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
         context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
-    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+    ) -> None:
+        # A coroutine, not a generator: the session writes each response from the task that
+        # made it (context.write), with no queue and no generators between them.
         metrics = self._metrics
         metrics.grpc_started.labels(*_RPC_LABELS).inc()
-        sent = metrics.grpc_msg_sent.labels(*_RPC_LABELS)
         code = grpc.StatusCode.OK
         try:
-            async for response in self._stream(request_iterator, context):
-                sent.inc()
-                yield response
+            await self._stream(request_iterator, context)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -188,7 +190,7 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
         self,
         request_iterator: AsyncIterator[pb.StreamTranscribeRequest],
         context: grpc.aio.ServicerContext[pb.StreamTranscribeRequest, pb.StreamTranscribeResponse],
-    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
+    ) -> None:
         if self._availability.draining:
             await self._fail(
                 context,
@@ -252,15 +254,20 @@ class TranscribeServicer(pb_grpc.TranscribeServiceServicer):
             self._options,
             self._metrics,
             requests_received=self._metrics.grpc_msg_received.labels(*_RPC_LABELS),
+            responses_sent=self._metrics.grpc_msg_sent.labels(*_RPC_LABELS),
         )
         self.sessions.add(session)
         self.idle.clear()
         self._metrics.active_sessions.inc()
+        availability = self._availability
+
+        async def write(response: pb.StreamTranscribeResponse) -> None:
+            if availability.key_rejected and response.HasField("session_started"):
+                await availability.set_key_rejected(False)
+            await context.write(response)
+
         try:
-            async for response in session.run(request_iterator, after_input=_cancelled_check(context)):
-                if self._availability.key_rejected and response.HasField("session_started"):
-                    await self._availability.set_key_rejected(False)
-                yield response
+            await session.run(request_iterator, write, after_input=_cancelled_check(context))
         except SessionFailedError as exc:
             if _rejected_key(exc.cause):
                 await self._availability.set_key_rejected(True)

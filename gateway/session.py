@@ -13,7 +13,9 @@ of one stops the others:
   runs a sender (core -> websocket, KeepAlive during silence), a watchdog (the core's stall and
   outage deadlines) and a receiver (websocket -> rebased, de-duplicated responses) until the
   upstream closes after CloseStream, or the core decides to reconnect or give up;
-- the caller iterates :meth:`Session.run`, which yields responses from a bounded queue.
+- the call's own task runs :meth:`Session.run` and the upstream loop, so a response is written
+  to the call by the task that made it (gRPC's flow control holds that task back when the client
+  reads slowly), not handed to another task through a queue.
 
 A drain arms a timer: when the grace is over, the call ends UNAVAILABLE (with its ResumePoint)
 whatever it was waiting for, even a client that does not read its responses.
@@ -27,7 +29,6 @@ import logging
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from prometheus_client import Counter
 from transcribe.v1 import transcribe_pb2 as pb
 
 from gateway.errors import (
+    ClientCancelledError,
     ClientError,
     GatewayError,
     Reason,
@@ -55,7 +57,6 @@ from gateway.upstream.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_QUEUE_SIZE = 256
 # How often a session adds its per-frame counts to the metrics (and so how far a scrape lags).
 _PUBLISH_INTERVAL_S = 1.0
 # At most this much waiting audio leaves as one websocket message (3.2 s of 16 kHz linear16:
@@ -82,15 +83,7 @@ class SessionOptions:
     client_idle_timeout_s: float
 
 
-class _Done:
-    """Queue sentinel: the session is over (``error`` None means it ended well)."""
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-
-# Queue sentinel: look at the notices (they jump the queue).
-_WAKE = _Done(None)
+Write = Callable[[pb.StreamTranscribeResponse], Awaitable[None]]
 
 
 class Session:
@@ -103,6 +96,7 @@ class Session:
         metrics: Metrics,
         *,
         requests_received: Counter | None = None,
+        responses_sent: Counter | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self._metrics = metrics
@@ -121,15 +115,23 @@ class Session:
         )
         self._format = relay.format
         # Per-frame counts (the client's messages after the config go to the RPC's labelled
-        # grpc_server_msg_received), published about once a second and at the end.
+        # grpc_server_msg_received, the responses to its grpc_server_msg_sent), published about
+        # once a second and at the end.
         self._counts = metrics.stream_counts(
-            relay.format.bytes_per_second if relay.format is not None else None, requests_received
+            relay.format.bytes_per_second if relay.format is not None else None,
+            requests_received,
+            responses_sent,
         )
         self._publish_timer: asyncio.TimerHandle | None = None
         self._inbound = deepgram.InboundGuard(config)
-        self._output: asyncio.Queue[pb.StreamTranscribeResponse | _Done] = asyncio.Queue(_OUTPUT_QUEUE_SIZE)
-        # Responses that may not wait behind a full queue (going_away, the drain's end).
-        self._notices: deque[pb.StreamTranscribeResponse | _Done] = deque()
+        self._write: Write | None = None
+        # Two tasks may write: the call's, and a drain's going_away notice.
+        self._write_lock = asyncio.Lock()
+        # The drain's going_away, and the task that writes it.
+        self._going_away: pb.StreamTranscribeResponse | None = None
+        self._notice: asyncio.Task[None] | None = None
+        # Set when the drain's grace is over: how the call ends (its timer cancels the work).
+        self._expired: SessionFailedError | None = None
         self._log_changed = asyncio.Event()
         # The connection the sender writes to while it is parked, caught up, on _log_changed:
         # then the reader sends a client's frame itself, without waking the sender (one task
@@ -163,8 +165,8 @@ class Session:
     # --- public ------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop the session's work and wait for it: for a server that stops while a call's
-        response generator was abandoned without being closed (its ``finally`` never ran)."""
+        """Stop the session's work and wait for it: for a server that stopped without cancelling
+        a call's handler (the task running :meth:`run`)."""
         worker = self._worker
         if worker is not None and not worker.done():
             worker.cancel()
@@ -173,35 +175,39 @@ class Session:
     async def run(
         self,
         requests: AsyncIterator[pb.StreamTranscribeRequest],
+        write: Write,
         *,
         after_input: Callable[[], Awaitable[None]] | None = None,
-    ) -> AsyncIterator[pb.StreamTranscribeResponse]:
-        """Relay ``requests`` (the stream after its config) and yield the responses.
+    ) -> None:
+        """Relay ``requests`` (the stream after its config), writing the responses with
+        ``write`` (the call's ``context.write``), in the calling task; return when the session
+        ended well, the upstream closed.
 
         ``after_input`` runs when ``requests`` ends, before the input counts as ended: it may
         raise (a GatewayError) when the end was not a half-close but a cancelled call.
         Raises SessionFailedError when the session ends in error.
         """
+        self._write = write
         self._after_input = after_input
-        self._worker = worker = asyncio.create_task(self._work(requests), name=f"session-{self.id}")
-        notices = self._notices
+        self._worker = task = asyncio.current_task()
+        assert task is not None
         try:
-            while True:
-                item = notices.popleft() if notices else await self._output.get()
-                if isinstance(item, _Done):
-                    if item is _WAKE:
-                        continue
-                    if item.error is not None:
-                        raise item.error
-                    return
-                yield item
+            # A drain may come between the session's creation and its run.
+            if self._going_away is not None:
+                self._start_notice()
+            if self._expired is not None:
+                raise self._expired
+            await self._work(requests)
+        except asyncio.CancelledError:
+            # The drain timer's cancel (and no other) becomes the drain's status.
+            if self._expired is not None and task.uncancel() == 0:
+                raise self._expired from None
+            raise
         finally:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
-            if not worker.done():
-                worker.cancel()
-            # Wait for the upstream to be closed before the RPC ends, whatever ended it.
-            await asyncio.gather(worker, return_exceptions=True)
+            if self._notice is not None and not self._notice.done():
+                self._notice.cancel()
 
     async def drain(self, grace_s: float) -> None:
         """The gateway is shutting down: tell the client, stop taking audio, flush the upstream;
@@ -211,14 +217,10 @@ class Session:
         if self._drain_timer is not None:
             return
         self._drain_timer = asyncio.get_running_loop().call_later(grace_s, self._drain_expired)
-        self._notify(
-            pb.StreamTranscribeResponse(
-                upstream_event=pb.UpstreamEvent(
-                    going_away=pb.GoingAway(reason="the gateway is shutting down", grace_seconds=grace_s)
-                )
-            ),
-            urgent=False,
-        )
+        going_away = pb.GoingAway(reason="the gateway is shutting down", grace_seconds=grace_s)
+        self._going_away = pb.StreamTranscribeResponse(upstream_event=pb.UpstreamEvent(going_away=going_away))
+        if self._write is not None:
+            self._start_notice()
         self._stop_input(
             grpc.StatusCode.UNAVAILABLE,
             Reason.DRAINING,
@@ -234,21 +236,20 @@ class Session:
             "ResumePoint's committed_seconds were not delivered; send that audio on a new stream",
         )
         self.log.warning("drain grace over: ending the stream")
-        self._notify(_Done(SessionFailedError(error, self.resume_point)), urgent=True)
+        self._expired = SessionFailedError(error, self.resume_point)
         if self._worker is not None:
             self._worker.cancel()
 
-    def _notify(self, item: pb.StreamTranscribeResponse | _Done, *, urgent: bool) -> None:
-        """Queue ``item`` without waiting: in order when there is room (and it is not urgent),
-        else ahead of the queue."""
-        if not urgent:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._output.put_nowait(item)
-                return
-        self._notices.append(item)
-        # Wake the caller if it waits on an empty queue (if the queue is full, it does not).
-        with contextlib.suppress(asyncio.QueueFull):
-            self._output.put_nowait(_WAKE)
+    def _start_notice(self) -> None:
+        # Its own task: the call's may be waiting on the upstream (or on a client that does
+        # not read), and a drain never waits on either.
+        self._notice = asyncio.create_task(self._notify(), name=f"going-away-{self.id}")
+
+    async def _notify(self) -> None:
+        """Write the going_away notice; a call that ended takes none."""
+        assert self._going_away is not None
+        with contextlib.suppress(GatewayError):
+            await self._respond(self._going_away)
 
     def _stop_input(self, code: grpc.StatusCode, reason: Reason, message: str) -> None:
         """Take no more audio; flush what was received; then end the call with ``code``."""
@@ -301,19 +302,19 @@ class Session:
             failure = SessionError(
                 grpc.StatusCode.INTERNAL, Reason.INTERNAL, "internal gateway error; see the gateway's logs"
             )
-        # Exact metrics before the call ends (the caller may scrape as soon as it has).
-        self._counts.publish()
         if failure is not None:
-            await self._output.put(_Done(SessionFailedError(failure, self.resume_point)))
-            return
+            raise SessionFailedError(failure, self.resume_point)
         relay = self._relay
         self._observe_flush()
         self._summary.audio_received_seconds = round(relay.received_seconds, 6)
         self._summary.audio_relayed_seconds = round(relay.seconds(relay.sent_bytes), 6)
         self._summary.audio_replayed_seconds = round(relay.seconds(relay.replayed_bytes), 6)
-        await self._output.put(pb.StreamTranscribeResponse(summary=self._summary))
-        end = SessionFailedError(self._end_status, self.resume_point) if self._end_status else None
-        await self._output.put(_Done(end))
+        try:
+            await self._respond(pb.StreamTranscribeResponse(summary=self._summary))
+        except GatewayError as exc:
+            raise SessionFailedError(exc, self.resume_point) from None
+        if self._end_status is not None:
+            raise SessionFailedError(self._end_status, self.resume_point)
 
     async def _enforce_limits(self) -> None:
         """End the input when the session is too long or its client has gone quiet.
@@ -557,7 +558,9 @@ class Session:
                     await self._receive(connection)
                     sender.cancel()
                     watchdog.cancel()
-            except* UpstreamError as errors:
+            except* GatewayError as errors:
+                # The connection's failure (for the reconnect decision) or the call's (a write
+                # the client is no longer there for), not wrapped in a group.
                 raise errors.exceptions[0] from None
             finally:
                 self._idle_connection = None
@@ -691,4 +694,20 @@ class Session:
             self._metrics.finalize_latency.observe(max(self._last_final_at - self._close_sent_at, 0.0))
 
     async def _emit(self, **response: object) -> None:
-        await self._output.put(pb.StreamTranscribeResponse(**response))  # type: ignore[arg-type]
+        await self._respond(pb.StreamTranscribeResponse(**response))  # type: ignore[arg-type]
+
+    async def _respond(self, response: pb.StreamTranscribeResponse) -> None:
+        write = self._write
+        assert write is not None
+        try:
+            async with self._write_lock:
+                await write(response)
+        except GatewayError:
+            raise
+        except Exception as exc:
+            # gRPC refuses writes to a call that ended (the client cancelled, the server stops):
+            # no response can reach it any more, and the upstream is dropped without a flush.
+            raise ClientCancelledError(
+                f"the call ended before a response could be written ({exc!r})"
+            ) from exc
+        self._counts.responses += 1

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -357,19 +357,17 @@ class WebListener:
         """Run one stream's session, from the handshake to the close."""
         session = stream.session
         code = grpc.StatusCode.OK
+
+        async def write(response: pb.StreamTranscribeResponse) -> None:
+            if not stream.answered.done():
+                stream.answered.set_result(None)
+            message = translate(response, stream.view)
+            if message is not None:
+                socket = await self._socket(stream)
+                await socket.send(encode(message))
+
         try:
-            responses = session.run(self._requests(stream))
-            try:
-                async for response in responses:
-                    if not stream.answered.done():
-                        stream.answered.set_result(None)
-                    message = translate(response, stream.view)
-                    if message is not None:
-                        socket = await self._socket(stream)
-                        await socket.send(encode(message))
-            finally:
-                if isinstance(responses, AsyncGenerator):
-                    await responses.aclose()
+            await session.run(self._requests(stream), write)
             socket = await self._socket(stream)
             await socket.close(1000)
         except SessionFailedError as exc:

@@ -147,6 +147,7 @@ def test_a_quick_run_measures_every_relay_on_every_load(tmp_path: Path) -> None:
     rows = json.loads(raw.read_text())
     (side,) = [row for row in rows if row["relay"] == "side-by-side"]
     assert side["cpu_pct_per_stream"]["plain"] > 0 and side["cpu_pct_per_stream"]["gateway"] > 0, side
+    assert side["latency_p50_ms"]["plain"] > 0 and side["latency_p50_ms"]["gateway"] > 0, side
     rows = [row for row in rows if row["relay"] != "side-by-side"]
     seen = {(row["relay"], row["profile"], row["frame_ms"]) for row in rows}
     for relay_name in ("direct", *relay.RELAYS):
