@@ -3,19 +3,21 @@
 Every decision (what to send, whether the client's audio fits, when a connection is stalled,
 whether and when to reconnect, the time base, the ResumePoint) is the relay core's
 (:mod:`gateway.protocol.relay`); the session shuttles events to it and acts on its answers. It
-owns the upstream connection and three kinds of work, run in one TaskGroup so that a failure
-of one stops the others:
+owns the upstream connection and two kinds of work, run in one TaskGroup so that a failure of
+one stops the other:
 
 - the client reader feeds audio and controls to the core (holding the client back, through
   gRPC flow control, while the core says the replay log is full or the client runs too far
   ahead);
-- the upstream loop connects, waiting the core's backoff between every two connections, then
-  runs a sender (core -> websocket, KeepAlive during silence), a watchdog (the core's stall and
-  outage deadlines) and a receiver (websocket -> rebased, de-duplicated responses) until the
-  upstream closes after CloseStream, or the core decides to reconnect or give up;
-- the call's own task runs :meth:`Session.run` and the upstream loop, so a response is written
-  to the call by the task that made it (gRPC's flow control holds that task back when the client
-  reads slowly), not handed to another task through a queue.
+- the upstream loop, in the call's own task (the one running :meth:`Session.run`), connects,
+  waiting the core's backoff between every two connections, then runs a sender (core ->
+  websocket, KeepAlive during silence), a watchdog (the core's stall and outage deadlines) and a
+  receiver (websocket -> rebased, de-duplicated responses) until the upstream closes after
+  CloseStream, or the core decides to reconnect or give up. The receiver writes each response
+  to the call itself (gRPC's flow control holds it back when the client reads slowly): no queue
+  and no other task between them.
+
+Timers, not tasks, watch the session's length and the client's silence, and publish its counts.
 
 A drain arms a timer: when the grace is over, the call ends UNAVAILABLE (with its ResumePoint)
 whatever it was waiting for, even a client that does not read its responses.
@@ -144,7 +146,7 @@ class Session:
         # while the reader is held for it (_holding).
         self._progress = asyncio.Event()
         self._holding = False
-        self._input_ended = asyncio.Event()
+        self._limits_timer: asyncio.TimerHandle | None = None
         self._keepalive_due = False
         self._started_at = time.monotonic()
         self._summary = pb.SessionSummary()
@@ -263,7 +265,6 @@ class Session:
 
     def _end_input(self) -> None:
         self._relay.input_ended()
-        self._input_ended.set()
         self._log_changed.set()
 
     @property
@@ -282,6 +283,8 @@ class Session:
             await self._relay_stream(requests)
         finally:
             self._publish_timer.cancel()
+            if self._limits_timer is not None:
+                self._limits_timer.cancel()
             self._counts.publish()
 
     async def _relay_stream(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
@@ -289,9 +292,8 @@ class Session:
         try:
             async with asyncio.TaskGroup() as group:
                 self._reader = group.create_task(self._read_client(requests))
-                limits = group.create_task(self._enforce_limits())
+                self._check_limits()
                 await self._run_upstream()
-                limits.cancel()
                 self._reader.cancel()
         except* GatewayError as errors:
             first = errors.exceptions[0]
@@ -316,41 +318,38 @@ class Session:
         if self._end_status is not None:
             raise SessionFailedError(self._end_status, self.resume_point)
 
-    async def _enforce_limits(self) -> None:
-        """End the input when the session is too long or its client has gone quiet.
+    def _check_limits(self) -> None:
+        """End the input when the session is too long or its client has gone quiet; else look
+        again at the nearer of the two deadlines. A timer, not a task: it runs twice per idle
+        timeout at most, and a task would hold a stack of frames for each session.
 
         Once the input has ended (half-close, drain) the limits have nothing left to stop: the
         flush that follows is bounded by the retry and stall timeouts instead.
         """
         options = self._options
         relay = self._relay
-        while not relay.input_done:
-            session_end = self._started_at + options.max_session_s
-            idle_end = self._last_request_at + options.client_idle_timeout_s
-            await self._input_ended_or(min(session_end, idle_end))
-            now = time.monotonic()
-            if relay.input_done:
-                return
-            if now >= session_end:
-                self._stop_input(
-                    grpc.StatusCode.OUT_OF_RANGE,
-                    Reason.SESSION_TOO_LONG,
-                    f"the stream reached its maximum length of {options.max_session_s:g} s; audio after "
-                    f"{relay.received_seconds:.3f} s was not transcribed: send it on a new stream with "
-                    "start_offset_seconds set to that time",
-                )
-            elif now >= self._last_request_at + options.client_idle_timeout_s:
-                self._stop_input(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    Reason.CLIENT_IDLE,
-                    f"the client sent nothing for {options.client_idle_timeout_s:g} s",
-                )
-
-    async def _input_ended_or(self, deadline: float) -> None:
-        """Wait until ``deadline`` (monotonic) or the end of the input, whichever comes first."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
-                await self._input_ended.wait()
+        if relay.input_done:
+            return
+        now = time.monotonic()
+        session_end = self._started_at + options.max_session_s
+        idle_end = self._last_request_at + options.client_idle_timeout_s
+        if now >= session_end:
+            self._stop_input(
+                grpc.StatusCode.OUT_OF_RANGE,
+                Reason.SESSION_TOO_LONG,
+                f"the stream reached its maximum length of {options.max_session_s:g} s; audio after "
+                f"{relay.received_seconds:.3f} s was not transcribed: send it on a new stream with "
+                "start_offset_seconds set to that time",
+            )
+        elif now >= idle_end:
+            self._stop_input(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                Reason.CLIENT_IDLE,
+                f"the client sent nothing for {options.client_idle_timeout_s:g} s",
+            )
+        else:
+            wait = min(session_end, idle_end) - now
+            self._limits_timer = asyncio.get_running_loop().call_later(wait, self._check_limits)
 
     async def _read_client(self, requests: AsyncIterator[pb.StreamTranscribeRequest]) -> None:
         counts = self._counts

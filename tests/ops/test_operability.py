@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import subprocess
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -341,6 +342,28 @@ async def test_idle_client_is_finalised_then_deadline_exceeded(standin: Deepgram
     assert "sent nothing" in (error.details() or "")
     assert reason_of(error) == Reason.CLIENT_IDLE
     assert [w.word for w in words(received)] == ["w0", "w1"]
+
+
+async def test_the_idle_limit_counts_from_the_clients_last_message(standin: DeepgramStandIn) -> None:
+    """A client that sends less often than the idle limit but for longer than it is not ended;
+    the limit ends it once it goes quiet (the limit's timer looks again at each deadline)."""
+    idle_s = 0.4 * TIMING
+    quiet_since: list[float] = []
+
+    async def reqs() -> AsyncIterator[pb.StreamTranscribeRequest]:
+        yield pb.StreamTranscribeRequest(config=LINEAR16)
+        for k in range(6):
+            yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
+            await asyncio.sleep(idle_s / 3)
+        quiet_since.append(time.monotonic())
+        await asyncio.Event().wait()
+
+    async with running_gateway(standin.url, client_idle_timeout_s=idle_s) as gw:
+        error, received = await expect_error(gw, reqs())
+    ended_after = time.monotonic() - quiet_since[0]
+    assert reason_of(error) == Reason.CLIENT_IDLE
+    assert [w.word for w in words(received)] == [f"w{k}" for k in range(6)]
+    assert ended_after >= idle_s * 2 / 3, ended_after
 
 
 async def test_oversized_message_is_refused(standin: DeepgramStandIn) -> None:
