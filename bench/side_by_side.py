@@ -4,9 +4,11 @@ sequential matrix; alone: ``python -m bench.side_by_side``).
 Each relay gets its own upstream (at Deepgram's cadence, unless ``--profile`` says otherwise)
 and load generator, all run together, and each round compares the CPU every relay's process
 tree used over the same seconds: the machine's drift between runs, which moves the sequential
-rounds of :mod:`bench.relay` by 5-10 %, cancels. Two copies of the same gateway measured this
-way differ by 0.5 % at most. The relays share the machine's cores with each other's load, so
-the absolute figures are not those of a dedicated machine: read the ratios.
+rounds of :mod:`bench.relay` by 5-10 %, cancels. Single rounds still spread by a few percent
+(two copies of the same gateway: 0.995-1.002 over 5 rounds; two commits that differ in no
+measurable way: 0.985-1.012 over 4): read the median of several. The relays share the machine's
+cores with each other's load, so the absolute figures are not those of a dedicated machine:
+read the ratios.
 
     python -m bench.side_by_side [--rounds 5] [--streams 50] [--relays plain,gateway]
         [--gateway-ref REF] [--profile deepgram|every-frame]
