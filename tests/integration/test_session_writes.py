@@ -30,6 +30,16 @@ def _session(url: str) -> Session:
     return Session(LINEAR16, session_options(settings, url), Metrics())
 
 
+class _Reader:
+    """A client that reads every response at once: what the session wrote, in order."""
+
+    def __init__(self) -> None:
+        self.written: list[pb.StreamTranscribeResponse] = []
+
+    async def write(self, response: pb.StreamTranscribeResponse) -> None:
+        self.written.append(response)
+
+
 async def _audio_then_wait(blocks: int, hold: asyncio.Event) -> AsyncIterator[pb.StreamTranscribeRequest]:
     for k in range(blocks):
         yield pb.StreamTranscribeRequest(audio=counter_audio(k, 1))
@@ -61,45 +71,37 @@ async def test_a_drain_before_the_session_runs_still_tells_the_client_and_flushe
     """A drain that reaches a session between its creation and its run (the browser listener
     registers sessions at the handshake): going_away is still written first, the input is
     closed, and the call ends UNAVAILABLE draining after the flush."""
-    written: list[pb.StreamTranscribeResponse] = []
-
-    async def write(response: pb.StreamTranscribeResponse) -> None:
-        written.append(response)
-
+    client = _Reader()
     hold = asyncio.Event()
     async with DeepgramStandIn() as standin:
         session = _session(standin.url)
         await session.drain(LIMIT_S)
         with pytest.raises(SessionFailedError) as info:
-            await asyncio.wait_for(session.run(_audio_then_wait(0, hold), write), LIMIT_S)
+            await asyncio.wait_for(session.run(_audio_then_wait(0, hold), client.write), LIMIT_S)
         texts = standin.connections[0].texts
     cause = info.value.cause
     assert isinstance(cause, SessionError)
     assert (cause.code, cause.reason) == (grpc.StatusCode.UNAVAILABLE, Reason.DRAINING)
     assert "grace is over" not in str(cause)
-    kinds = [r.WhichOneof("response") for r in written]
+    kinds = [r.WhichOneof("response") for r in client.written]
     assert kinds == ["upstream_event", "session_started", "summary"], kinds
-    assert written[0].upstream_event.HasField("going_away")
+    assert client.written[0].upstream_event.HasField("going_away")
     assert {"type": "CloseStream"} in texts
 
 
 async def test_a_drain_whose_grace_ended_before_the_session_ran_ends_it_at_once() -> None:
-    written: list[pb.StreamTranscribeResponse] = []
-
-    async def write(response: pb.StreamTranscribeResponse) -> None:
-        written.append(response)
-
+    client = _Reader()
     hold = asyncio.Event()
     async with DeepgramStandIn() as standin:
         session = _session(standin.url)
         await session.drain(0.0)
         await asyncio.sleep(0.05)  # the grace's timer fires
         with pytest.raises(SessionFailedError) as info:
-            await asyncio.wait_for(session.run(_audio_then_wait(1, hold), write), LIMIT_S)
+            await asyncio.wait_for(session.run(_audio_then_wait(1, hold), client.write), LIMIT_S)
         handshakes = standin.handshakes
     assert "grace is over" in str(info.value.cause)
     assert handshakes == 0
-    assert not written
+    assert not client.written
 
 
 async def test_the_drain_grace_ends_a_session_whose_write_is_stuck() -> None:
