@@ -407,9 +407,15 @@ COALESCING = "gateway-1-coalesce"
 # One worker carrying half the streams: what each of the two workers carries in a gateway-2 run,
 # so that the two can be compared at the same load per process.
 HALF = "gateway-1-half"
-RELAYS = ("plain", "gateway-1", "gateway-2", HALF, COALESCING)
+# The plain relay carrying half the streams: whether a lighter load costs any asyncio relay more
+# per stream (less done per wake-up), and, with the full load, the memory one more stream adds.
+PLAIN_HALF = "plain-half"
+# Each half-load relay and the relay it runs.
+HALVES = {HALF: "gateway-1", PLAIN_HALF: "plain"}
+RELAYS = ("plain", PLAIN_HALF, "gateway-1", "gateway-2", HALF, COALESCING)
 RELAY_NAMES = {
     "plain": "plain relay",
+    PLAIN_HALF: "plain relay, half the streams",
     "gateway-1": "gateway, 1 worker",
     "gateway-2": "gateway, 2 workers",
     HALF: "gateway, 1 worker, half the streams",
@@ -519,7 +525,7 @@ class Plan:
     side_s: float = 12.0
 
     def streams_of(self, relay: str) -> int:
-        return max(self.streams // 2, 1) if relay == HALF else self.streams
+        return max(self.streams // 2, 1) if relay in HALVES else self.streams
 
     def estimate_s(self) -> float:
         per_run = 6 + self.idle_s + self.warmup_s + self.duration_s + self.streams / 20
@@ -568,7 +574,7 @@ class Bench:
             "--upstream-url",
             self.upstream_url(load),
         ]
-        if relay == "plain":
+        if HALVES.get(relay, relay) == "plain":
             return [PYTHON, "-m", "bench.plain_relay", *common], ROOT
         argv = [PYTHON, "-m", "gateway", "--log-level", "WARNING", "serve", *common, *GATEWAY_ARGS[relay]]
         # `python -m gateway` imports the package from its working directory first.
@@ -654,6 +660,20 @@ class Results:
             for m in self.of(relay, load)
             if m.round in by_round and by_round[m.round] > 0
         ]
+
+    def marginal_kb(self, relay: str, load: Load) -> list[float]:
+        """The memory one more stream adds to ``relay``, round by round: the growth of its tree's
+        memory from its half-load run to its full one, over the streams between. Each run's own
+        baseline cancels, and with it what a process gives back once audio first flows."""
+        half = next(h for h, full in HALVES.items() if full == relay)
+        by_round = {m.round: m for m in self.of(half, load)}
+        added = []
+        for m in self.of(relay, load):
+            h = by_round.get(m.round)
+            if h is not None and m.opened > h.opened:
+                total, half_total = m.kb_per_stream() * m.opened, h.kb_per_stream() * h.opened
+                added.append((total - half_total) / (m.opened - h.opened))
+        return added
 
 
 def cpu(m: Measured) -> float:
@@ -1102,8 +1122,17 @@ def render(
         w(
             f"| gateway (1 worker) memory per stream <= the plain relay's + the audio held for "
             f"replay ({_f(plain_kb, 0)} + {allowance:.0f} KB) | {_f(gateway_kb, 0)} KB "
-            f"| {_verdict(gateway_kb <= plain_kb + allowance)} |\n"
+            f"| {_verdict(gateway_kb <= plain_kb + allowance)} |"
         )
+        if set(HALVES) <= set(relays):
+            plain_added = statistics.median(results.marginal_kb("plain", target) or [math.nan])
+            gateway_added = statistics.median(results.marginal_kb("gateway-1", target) or [math.nan])
+            w(
+                f"| the same, as the memory one more stream adds (from half the streams to all: "
+                f"see below) ({_f(plain_added, 0)} + {allowance:.0f} KB) | {_f(gateway_added, 0)} KB "
+                f"| {_verdict(gateway_added <= plain_added + allowance)} |"
+            )
+        w("")
         w(
             f"The audio held for replay is on average half the time between finals plus the "
             f"{REPLAY_PREROLL_S:g} s pre-roll, as 16 kHz linear16. Just before each final it is "
@@ -1112,6 +1141,22 @@ def render(
             f"the pre-roll alone. Against the peak the gateway's allowance is {_f(plain_kb, 0)} + "
             f"{replay_peak_kb(target):.0f} KB.\n"
         )
+        if set(HALVES) <= set(relays):
+            half = plan.streams_of(HALF)
+            w(
+                f"Two figures from the relays carrying half the streams ({_streams_text(half)}):\n\n"
+                f"- A lighter load costs an asyncio relay more per stream, because each wake-up "
+                f"does less. Per stream, the plain relay carrying {half} costs "
+                f"{ratio_text(results.ratios(PLAIN_HALF, 'plain', target, cpu))} what it costs "
+                f"carrying {plan.streams}; the gateway (1 worker) "
+                f"{ratio_text(results.ratios(HALF, 'gateway-1', target, cpu))}. Each of 2 workers "
+                "carries half the streams.\n"
+                "- The memory one more stream adds: each relay's memory with all the streams, less "
+                "its memory with half of them, over the streams between (median over rounds). The "
+                "two runs' baselines cancel, and with them start-up memory a process gives back "
+                "once audio flows, which the per-stream figures above count against the relay "
+                "that keeps it.\n"
+            )
 
     if side:
         w("## Side by side: the plain relay and the gateway at the same time\n")
@@ -1166,7 +1211,7 @@ def render(
     w(f"| Profile, frames | Relay | CPU per stream | Streams per core | Streams on {plan.cores} cores |")
     w("|---|---|---:|---:|---:|")
     for load in plan.loads:
-        for relay in (r for r in relays if r != HALF):
+        for relay in (r for r in relays if r not in HALVES):
             pct = results.median(relay, load, cpu)
             on_n = results.median("gateway-2" if relay in ("gateway-1", "gateway-2") else relay, load, cpu)
             per_core = 100 / pct if pct > 0 else math.nan

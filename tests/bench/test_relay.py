@@ -66,6 +66,23 @@ def test_ratios_pair_runs_of_the_same_round_only() -> None:
     assert relay.ratio_text([]) == "n/a"
 
 
+def test_the_memory_one_more_stream_adds_cancels_what_both_runs_share() -> None:
+    """Round by round, the growth from the half-load run to the full one over the streams added:
+    a start-up cost both runs carry (here 400 KB) drops out, which the per-stream figure keeps."""
+    results = relay.Results(
+        runs=[
+            _measured("plain", 0, cpu_s=1.0, uss_kb=400 + 10 * 50, streams=10),
+            _measured("plain-half", 0, cpu_s=0.6, uss_kb=400 + 5 * 50, streams=5),
+            _measured("plain", 1, cpu_s=1.0, uss_kb=400 + 10 * 70, streams=10),
+            _measured("plain-half", 1, cpu_s=0.6, uss_kb=400 + 5 * 70, streams=5),
+            _measured("plain", 2, cpu_s=1.0, uss_kb=999, streams=10),  # no half-load run this round
+        ]
+    )
+    assert results.marginal_kb("plain", DEEPGRAM_20) == pytest.approx([50.0, 70.0])
+    assert results.median("plain", DEEPGRAM_20, relay.memory) == pytest.approx(99.9)
+    assert results.marginal_kb("gateway-1", DEEPGRAM_20) == []
+
+
 def test_each_round_runs_the_relays_in_another_order() -> None:
     orders = [relay.rotated(relay.RELAYS, i) for i in range(len(relay.RELAYS))]
     assert {order[0] for order in orders} == set(relay.RELAYS)
