@@ -661,17 +661,20 @@ class Results:
             if m.round in by_round and by_round[m.round] > 0
         ]
 
-    def marginal_kb(self, relay: str, load: Load) -> list[float]:
+    def marginal_kb(
+        self, relay: str, load: Load, figure: Callable[[Measured], float] = Measured.kb_per_stream
+    ) -> list[float]:
         """The memory one more stream adds to ``relay``, round by round: the growth of its tree's
-        memory from its half-load run to its full one, over the streams between. Each run's own
-        baseline cancels, and with it what a process gives back once audio first flows."""
+        memory (``figure``, per stream) from its half-load run to its full one, over the streams
+        between. Each run's own baseline cancels, and with it what a process gives back once
+        audio first flows."""
         half = next(h for h, full in HALVES.items() if full == relay)
         by_round = {m.round: m for m in self.of(half, load)}
         added = []
         for m in self.of(relay, load):
             h = by_round.get(m.round)
             if h is not None and m.opened > h.opened:
-                total, half_total = m.kb_per_stream() * m.opened, h.kb_per_stream() * h.opened
+                total, half_total = figure(m) * m.opened, figure(h) * h.opened
                 added.append((total - half_total) / (m.opened - h.opened))
         return added
 
@@ -1157,6 +1160,21 @@ def render(
                 "once audio flows, which the per-stream figures above count against the relay "
                 "that keeps it.\n"
             )
+            w("| One more stream adds | plain relay | gateway, 1 worker | the difference |")
+            w("|---|---:|---:|---:|")
+            for label, figure in (
+                ("memory, audio flowing", memory),
+                ("of which in malloc's main heap (the audio held is there)", heap_memory),
+                ("of which the rest", other_memory),
+                ("memory, the streams open and silent (before any audio)", idle_memory),
+            ):
+                plain_added, gateway_added = (
+                    statistics.median(results.marginal_kb(r, target, figure) or [math.nan])
+                    for r in ("plain", "gateway-1")
+                )
+                kbs = (_f(plain_added, 0), _f(gateway_added, 0), _f(gateway_added - plain_added, 0))
+                w(f"| {label} | " + " | ".join(f"{kb} KB" for kb in kbs) + " |")
+            w(f"\nThe audio held for replay on average: {allowance:.0f} KB.\n")
 
     if side:
         w("## Side by side: the plain relay and the gateway at the same time\n")
