@@ -1,12 +1,16 @@
-"""Where a gateway stream's memory goes while audio flows: tracemalloc snapshots of one gateway
-process (``gateway serve --workers 1``) under the bench's load, at Deepgram's cadence.
+"""Where a stream's memory goes: tracemalloc snapshots of one relay process (``gateway serve
+--workers 1``, or with ``--relay plain`` the bench's plain relay) under the bench's load, at
+Deepgram's cadence.
 
     PYTHONPATH=. .venv/bin/python docs/benchmarks/memory.py [--streams 20] [--frame-ms 20]
+        [--relay gateway|plain] [--idle]
 
-It builds the bench's Go upstream and load generator, starts the gateway with tracemalloc on,
+It builds the bench's Go upstream and load generator, starts the relay with tracemalloc on,
 and takes a snapshot when the streams are open but silent (``idle_end``) and one in the middle
 of the measured window; it prints the allocation sites that grew between the two, per stream,
-and the replay logs' own accounting (AudioLog.memory, held audio) at the second snapshot.
+and the replay logs' own accounting (AudioLog.memory, held audio) at the second snapshot. With
+``--idle`` the two snapshots are taken before the first stream opens and once the streams are
+open but silent: what a stream costs in Python objects before any audio.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ out = sys.argv[2]
 count = [0]
 def dump(signum, frame):
     gc.collect()
-    from gateway.session import Session
-    logs = [o._relay.log for o in gc.get_objects() if isinstance(o, Session)]
+    try:
+        from gateway.session import Session
+    except ImportError:
+        Session = None
+    logs = [o._relay.log for o in gc.get_objects() if Session is not None and isinstance(o, Session)]
     stats = {"sessions": len(logs),
              "held_bytes": sum(log.held_bytes for log in logs),
              "log_memory": sum(log.memory for log in logs),
@@ -49,8 +56,11 @@ def dump(signum, frame):
     with open(f"{out}/snap{count[0]}.json", "w") as f:
         json.dump(stats, f)
 signal.signal(signal.SIGUSR1, dump)
-from gateway.cli import main
-main(sys.argv[3:])
+if sys.argv[3] == "plain":
+    from bench.plain_relay import main
+else:
+    from gateway.cli import main
+main(sys.argv[4:])
 """
 
 
@@ -60,6 +70,12 @@ def main() -> None:
     parser.add_argument("--frame-ms", type=int, default=20)
     parser.add_argument("--frames", type=int, default=10, help="traceback depth")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--relay", choices=("gateway", "plain"), default="gateway")
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="before the first stream opens against the streams open and silent",
+    )
     args = parser.parse_args()
     go = find_go(None)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
@@ -67,10 +83,12 @@ def main() -> None:
         upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
         upstream = start_upstream(upstream_bin, "deepgram", work)
         gready = work / "gateway.ready"
-        argv = [sys.executable, "-c", _CHILD, str(args.frames), str(work)]
-        argv += ["--log-level", "WARNING", "serve", "--listen", "127.0.0.1:0", "--ready-file", str(gready)]
-        argv += ["--upstream-url", f"ws://{upstream.address}/v1/listen", "--workers", "1"]
-        gateway = start_service("gateway", argv, work, gready)
+        argv = [sys.executable, "-c", _CHILD, str(args.frames), str(work), args.relay]
+        if args.relay == "gateway":
+            argv += ["--log-level", "WARNING", "serve", "--workers", "1"]
+        argv += ["--listen", "127.0.0.1:0", "--ready-file", str(gready)]
+        argv += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
+        gateway = start_service(args.relay, argv, work, gready, cwd=ROOT)
         try:
             interval = 1.0  # the deepgram profile: an interim a second, a final every 3 s
             lg = [
@@ -84,6 +102,9 @@ def main() -> None:
                 f"-frame={args.frame_ms}ms",
                 f"-result-interval={interval:g}s",
             ]
+            if args.idle:
+                os.kill(gateway.proc.pid, signal.SIGUSR1)
+                time.sleep(1.0)
             proc = subprocess.Popen(lg, stdout=subprocess.PIPE, text=True, bufsize=1)
             assert proc.stdout is not None
             for line in iter(proc.stdout.readline, ""):
@@ -91,7 +112,7 @@ def main() -> None:
                 if event == "opened":
                     time.sleep(1.5)
                     os.kill(gateway.proc.pid, signal.SIGUSR1)
-                elif event == "measure_start":
+                elif event == "measure_start" and not args.idle:
                     threading.Timer(6.0, os.kill, (gateway.proc.pid, signal.SIGUSR1)).start()
             proc.wait()
             time.sleep(1.0)
@@ -109,11 +130,16 @@ def report(work: Path, streams: int, top: int) -> None:
     first, second = first.filter_traces(keep), second.filter_traces(keep)
     total = sum(s.size_diff for s in second.compare_to(first, "filename"))
     kb = total / 1024
-    print(f"streams {streams}; growth idle -> audio flowing: {kb:.0f} KB, {kb / streams:.1f} KB per stream")
-    print(f"log accounting while flowing: {json.dumps(stats[1])}")
-    n = max(stats[1]["sessions"], 1)
-    held, log_memory = stats[1]["held_bytes"] / n / 1024, stats[1]["log_memory"] / n / 1024
-    print(f"  per stream: held {held:.1f} KB, log memory {log_memory:.1f} KB")
+    print(f"streams {streams}; growth between the snapshots: {kb:.0f} KB, {kb / streams:.1f} KB per stream")
+    if stats[1]["sessions"]:
+        print(f"the replay logs at the second snapshot: {json.dumps(stats[1])}")
+        n = stats[1]["sessions"]
+        held, log_memory = stats[1]["held_bytes"] / n / 1024, stats[1]["log_memory"] / n / 1024
+        print(f"  per stream: held {held:.1f} KB, log memory {log_memory:.1f} KB")
+    print("\nby file (KB per stream):")
+    for s in second.compare_to(first, "filename")[:top]:
+        where = s.traceback[0].filename
+        print(f"{s.size_diff / streams / 1024:8.1f}  {s.count_diff / streams:7.1f} blocks  {where}")
     print("\nby line (KB per stream):")
     for s in second.compare_to(first, "lineno")[:top]:
         frame = s.traceback[0]
