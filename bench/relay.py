@@ -977,8 +977,15 @@ def _f(value: float, digits: int = 2) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+def _times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _verdict(measured: float, bound: float) -> str:
+    """Whether ``measured`` is within ``bound``; a figure the run did not measure is neither."""
+    if math.isnan(measured) or math.isnan(bound):
+        return "not measured"
+    return "met" if measured <= bound else "**not met**"
 
 
 def render(
@@ -1099,25 +1106,25 @@ def render(
         cpu_ratio = statistics.median(results.ratios("gateway-1", "plain", target, cpu) or [math.nan])
         w(
             f"| gateway (1 worker) CPU per stream <= {TARGET_CPU_RATIO:g}x the plain relay's "
-            f"| {_f(cpu_ratio)}x | {_verdict(cpu_ratio <= TARGET_CPU_RATIO)} |"
+            f"| {_times(cpu_ratio)} | {_verdict(cpu_ratio, TARGET_CPU_RATIO)} |"
         )
         workers = statistics.median(results.ratios("gateway-2", "gateway-1", target, cpu) or [math.nan])
         w(
             f"| gateway CPU per stream with 2 workers <= {TARGET_WORKERS_RATIO:g}x with 1 "
-            f"| {_f(workers)}x | {_verdict(workers <= TARGET_WORKERS_RATIO)} |"
+            f"| {_times(workers)} | {_verdict(workers, TARGET_WORKERS_RATIO)} |"
         )
         if HALF in relays:
             same_load = statistics.median(results.ratios("gateway-2", HALF, target, cpu) or [math.nan])
             w(
                 f"| the same, at the same load per process: 2 workers against 1 worker carrying "
                 f"what each of them carries ({_streams_text(plan.streams_of(HALF))}) "
-                f"| {_f(same_load)}x | {_verdict(same_load <= TARGET_WORKERS_RATIO)} |"
+                f"| {_times(same_load)} | {_verdict(same_load, TARGET_WORKERS_RATIO)} |"
             )
         if side:
             side_ratio = statistics.median(r.cpu_pct["gateway"] / r.cpu_pct["plain"] for r in side)
             w(
                 f"| the same, measured side by side (the two relays at once: see below) "
-                f"| {_f(side_ratio)}x | {_verdict(side_ratio <= TARGET_CPU_RATIO)} |"
+                f"| {_times(side_ratio)} | {_verdict(side_ratio, TARGET_CPU_RATIO)} |"
             )
         plain_kb = results.median("plain", target, memory)
         allowance = replay_allowance_kb(target)
@@ -1125,15 +1132,20 @@ def render(
         w(
             f"| gateway (1 worker) memory per stream <= the plain relay's + the audio held for "
             f"replay ({_f(plain_kb, 0)} + {allowance:.0f} KB) | {_f(gateway_kb, 0)} KB "
-            f"| {_verdict(gateway_kb <= plain_kb + allowance)} |"
+            f"| {_verdict(gateway_kb, plain_kb + allowance)} |"
         )
+        # What one more stream adds to each relay: memory, its heap and rest, and when silent.
+        added = {
+            (relay, figure): statistics.median(results.marginal_kb(relay, target, figure) or [math.nan])
+            for relay in ("plain", "gateway-1")
+            for figure in (memory, heap_memory, other_memory, idle_memory)
+        }
         if set(HALVES) <= set(relays):
-            plain_added = statistics.median(results.marginal_kb("plain", target) or [math.nan])
-            gateway_added = statistics.median(results.marginal_kb("gateway-1", target) or [math.nan])
+            plain_added, gateway_added = added["plain", memory], added["gateway-1", memory]
             w(
                 f"| the same, as the memory one more stream adds (from half the streams to all: "
                 f"see below) ({_f(plain_added, 0)} + {allowance:.0f} KB) | {_f(gateway_added, 0)} KB "
-                f"| {_verdict(gateway_added <= plain_added + allowance)} |"
+                f"| {_verdict(gateway_added, plain_added + allowance)} |"
             )
         w("")
         w(
@@ -1168,10 +1180,7 @@ def render(
                 ("of which the rest", other_memory),
                 ("memory, the streams open and silent (before any audio)", idle_memory),
             ):
-                plain_added, gateway_added = (
-                    statistics.median(results.marginal_kb(r, target, figure) or [math.nan])
-                    for r in ("plain", "gateway-1")
-                )
+                plain_added, gateway_added = added["plain", figure], added["gateway-1", figure]
                 kbs = (_f(plain_added, 0), _f(gateway_added, 0), _f(gateway_added - plain_added, 0))
                 w(f"| {label} | " + " | ".join(f"{kb} KB" for kb in kbs) + " |")
             w(f"\nThe audio held for replay on average: {allowance:.0f} KB.\n")

@@ -83,6 +83,16 @@ def test_the_memory_one_more_stream_adds_cancels_what_both_runs_share() -> None:
     assert results.marginal_kb("gateway-1", DEEPGRAM_20) == []
 
 
+@pytest.mark.parametrize(
+    ("measured", "bound", "verdict"),
+    [(0.97, 1.0, "met"), (1.0, 1.0, "met"), (1.03, 1.0, "**not met**"), (math.nan, 1.0, "not measured")],
+)
+def test_a_target_the_run_did_not_measure_is_neither_met_nor_missed(
+    measured: float, bound: float, verdict: str
+) -> None:
+    assert relay._verdict(measured, bound) == verdict
+
+
 def test_each_round_runs_the_relays_in_another_order() -> None:
     orders = [relay.rotated(relay.RELAYS, i) for i in range(len(relay.RELAYS))]
     assert {order[0] for order in orders} == set(relay.RELAYS)
