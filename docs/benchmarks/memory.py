@@ -82,19 +82,19 @@ def main() -> None:
         work = Path(tmp)
         upstream_bin, loadgen_bin = build(go, "upstream", work), build(go, "loadgen", work)
         upstream = start_upstream(upstream_bin, "deepgram", work)
-        gready = work / "gateway.ready"
+        ready = work / "relay.ready"
         argv = [sys.executable, "-c", _CHILD, str(args.frames), str(work), args.relay]
         if args.relay == "gateway":
             argv += ["--log-level", "WARNING", "serve", "--workers", "1"]
-        argv += ["--listen", "127.0.0.1:0", "--ready-file", str(gready)]
+        argv += ["--listen", "127.0.0.1:0", "--ready-file", str(ready)]
         argv += ["--upstream-url", f"ws://{upstream.address}/v1/listen"]
-        gateway = start_service(args.relay, argv, work, gready, cwd=ROOT)
+        relay = start_service(args.relay, argv, work, ready, cwd=ROOT)
         try:
             interval = 1.0  # the deepgram profile: an interim a second, a final every 3 s
             lg = [
                 str(loadgen_bin),
                 "-mode=grpc",
-                f"-addr={gateway.address}",
+                f"-addr={relay.address}",
                 f"-streams={args.streams}",
                 "-idle=3s",
                 "-warmup=3s",
@@ -103,7 +103,7 @@ def main() -> None:
                 f"-result-interval={interval:g}s",
             ]
             if args.idle:
-                os.kill(gateway.proc.pid, signal.SIGUSR1)
+                os.kill(relay.proc.pid, signal.SIGUSR1)
                 time.sleep(1.0)
             proc = subprocess.Popen(lg, stdout=subprocess.PIPE, text=True, bufsize=1)
             assert proc.stdout is not None
@@ -111,13 +111,13 @@ def main() -> None:
                 event = json.loads(line)["event"]
                 if event == "opened":
                     time.sleep(1.5)
-                    os.kill(gateway.proc.pid, signal.SIGUSR1)
+                    os.kill(relay.proc.pid, signal.SIGUSR1)
                 elif event == "measure_start" and not args.idle:
-                    threading.Timer(6.0, os.kill, (gateway.proc.pid, signal.SIGUSR1)).start()
+                    threading.Timer(6.0, os.kill, (relay.proc.pid, signal.SIGUSR1)).start()
             proc.wait()
             time.sleep(1.0)
         finally:
-            gateway.stop()
+            relay.stop()
             upstream.stop()
         report(work, args.streams, args.top)
 
